@@ -1,0 +1,82 @@
+"""The composition root: build the services and the python-telegram-bot application.
+
+The one place in `bot/` that imports `handlers/`. It only builds things; running them is
+`bot/runner.py`'s job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+
+from bot import i18n, keys
+from bot.config import Settings
+from bot.conversation import Conversations
+from bot.errors import ConfigError
+from bot.privacy import load_notice
+from bot.request import AiohttpRequest
+from bot.services import Services
+from bot.surveys import SurveyCatalog
+from handlers import customer
+from handlers.context import SERVICES_KEY, Context
+from handlers.errors import on_error
+from handlers.render import COMMAND_HELP
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+
+async def open_services(settings: Settings) -> Services:
+    """Upgrade the database, unlock the keys, load catalogs and surveys."""
+    i18n.load_catalogs()
+    notice = load_notice(settings.privacy_notice_file)
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        await keys.activate(settings, db)
+        catalog = SurveyCatalog(db)
+        if settings.surveys_dir.is_dir():
+            report = await catalog.sync_directory(settings.surveys_dir)
+            log.info("surveys: %d new, %d unchanged, %d rejected", len(report.added),
+                     len(report.unchanged), len(report.rejected))
+    except BaseException:
+        await db.dispose()
+        raise
+    return Services(settings, db, catalog, Conversations(db, catalog, notice, settings))
+
+
+def build_application(services: Services, *, webhook: bool = False) -> Application:  # type: ignore[type-arg]
+    """The bot, talking to TELEGRAM_API_URL through one shared aiohttp session."""
+    settings = services.settings
+    if settings.bot_token is None:
+        raise ConfigError("Setting BOT_TOKEN is missing: get a token from @BotFather.")
+    api = settings.telegram_api_url
+    builder = (
+        ApplicationBuilder()
+        .token(settings.bot_token.get_secret_value())
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .request(AiohttpRequest(connection_pool_size=max(8, settings.concurrent_updates * 2)))
+        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=40))
+        .context_types(ContextTypes(context=Context))
+        .defaults(Defaults(tzinfo=settings.zone))
+        .concurrent_updates(settings.concurrent_updates)
+    )
+    if webhook:
+        builder = builder.updater(None)
+    app = builder.build()
+    app.bot_data[SERVICES_KEY] = services
+    customer.register(app)
+    app.add_error_handler(on_error)  # type: ignore[arg-type]
+    return app
+
+
+async def publish_commands(app: Application) -> None:  # type: ignore[type-arg]
+    """The command menu, in each language Telegram clients may ask for."""
+    for locale in i18n.LOCALES:
+        with i18n.use_locale(locale):
+            commands = [BotCommand(name, i18n.gettext(text)) for name, text in COMMAND_HELP.items()]
+        await app.bot.set_my_commands(commands, language_code=None if locale == "id" else locale)

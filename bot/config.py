@@ -1,0 +1,99 @@
+"""Settings, read once at start-up from the environment or `.env`.
+
+Every setting has a safe default except the bot token; a bad value stops start-up with one
+clear sentence (`ConfigError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+LOCALES = ("id", "en")
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/suara.db"
+
+
+class Settings(BaseSettings):
+    """Suara's configuration; names match the environment variables, case-insensitively."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    bot_token: SecretStr | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    telegram_api_url: str = "https://api.telegram.org"
+    default_locale: Literal["id", "en"] = "id"
+    timezone: str = "Asia/Jakarta"
+    surveys_dir: Path = Path("surveys")
+    privacy_notice_file: Path = Path("locales/privacy_notice.yaml")
+    default_survey: str = Field(default="branch_service", pattern=r"^[a-z0-9_]{1,32}$")
+
+    encryption_keys: SecretStr | None = None
+    hash_key: SecretStr | None = None
+    key_file: Path = Path("data/suara.key")
+
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = Field(default=None)
+    listen_host: str = "0.0.0.0"
+    listen_port: int = Field(default=8443, ge=1, le=65535)
+
+    concurrent_updates: int = Field(default=16, ge=1, le=256)
+    resubmit_after_hours: int = Field(default=24, ge=0, le=24 * 365)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// address")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known time zone such as Asia/Jakarta") from None
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings, turning the first problem into one sentence."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]).upper() or "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"Setting {name} is invalid: {message}.") from None

@@ -1,0 +1,397 @@
+"""The customer conversation service: deep links, consent, answers, language, opt-out.
+
+Each call is one unit of work for one Telegram update: it claims the update id (a redelivered
+update does nothing), reads the stored state, runs the survey engine, saves with optimistic
+concurrency and commits — and only then does the handler render and send. It returns plain
+outcomes; it never touches Telegram.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal, TypeVar
+
+from flows.engine import Ask, Finish, Reject, State, Step
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.config import Settings
+from bot.i18n import resolve_locale
+from bot.privacy import PrivacyNotice
+from bot.surveys import Pinned, SurveyCatalog
+from flows import engine
+from flows.errors import FlowError
+from flows.schema import Survey
+from storage import audit, orgs, updates
+from storage import customers as customer_store
+from storage import sessions as session_store
+from storage.customers import Customer
+from storage.db import Database
+from storage.errors import VersionConflict
+from storage.models import now
+from storage.surveys import link as find_link
+
+log = logging.getLogger(__name__)
+
+PAYLOAD = re.compile(r"^(?P<kind>[bc])_(?P<value>[A-Za-z0-9_-]{1,40})$")
+Action = Literal["answer", "toggle", "done", "back", "skip"]
+InfoKind = Literal[
+    "greeting", "link_unknown", "already_answered", "stale", "no_session", "opted_out",
+    "opted_in", "needs_consent", "declined",
+]
+T = TypeVar("T")
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who sent the update, as Telegram tells it."""
+
+    telegram_id: int
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The update was handled before; render nothing."""
+
+
+@dataclass(frozen=True)
+class Info:
+    locale: str
+    kind: InfoKind
+
+
+@dataclass(frozen=True)
+class ShowNotice:
+    locale: str
+    text: str
+    payload: str | None
+
+
+@dataclass(frozen=True)
+class Question:
+    locale: str
+    survey: Survey
+    session_id: int
+    ask: Ask
+    intro: bool = False
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class Rejected:
+    locale: str
+    reject: Reject
+
+
+@dataclass(frozen=True)
+class Completed:
+    locale: str
+    survey: Survey
+
+
+@dataclass(frozen=True)
+class LanguageSet:
+    locale: str
+    question: Question | None
+
+
+Outcome = Duplicate | Info | ShowNotice | Question | Rejected | Completed | LanguageSet
+
+
+class Conversations:
+    """Runs customer conversations against the database and the survey engine."""
+
+    def __init__(
+        self, db: Database, catalog: SurveyCatalog, notice: PrivacyNotice, settings: Settings
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._notice = notice
+        self._settings = settings
+
+    # -- entry points ---------------------------------------------------------------------
+
+    async def start(self, update_id: int, person: Person, payload: str | None) -> Outcome:
+        """`/start [payload]`: show the notice if consent is missing, else open the survey."""
+
+        async def work(connection: AsyncConnection) -> Outcome:
+            customer = await customer_store.by_telegram_id(connection, person.telegram_id)
+            if not self._has_consent(customer):
+                locale = customer.locale if customer else resolve_locale(person.language_code)
+                return ShowNotice(locale, self._notice.text(locale), _clean_payload(payload))
+            assert customer is not None
+            if customer.opted_out:
+                await customer_store.update(connection, customer.id, opted_out=False)
+                await audit.append(connection, _actor(customer), "customer.opt_in")
+            return await self._open(connection, customer, payload)
+
+        return await self._unit(update_id, work)
+
+    async def consent(
+        self, update_id: int, person: Person, agreed: bool, locale: str, payload: str | None
+    ) -> Outcome:
+        """Agree or Decline on the notice; Agree continues to what the deep link opened."""
+        locale = resolve_locale(locale)
+
+        async def work(connection: AsyncConnection) -> Outcome:
+            customer = await customer_store.record_decision(
+                connection, person.telegram_id, self._notice.version, agreed, locale
+            )
+            await audit.append(
+                connection, _actor(customer), "customer.consent",
+                outcome="agree" if agreed else "decline",
+                details={"version": self._notice.version},
+            )
+            if not agreed:
+                return Info(locale, "declined")
+            return await self._open(connection, customer, payload)
+
+        return await self._unit(update_id, work)
+
+    async def press(
+        self,
+        update_id: int,
+        person: Person,
+        session_id: int,
+        index: int,
+        action: Action,
+        value: str | None = None,
+    ) -> Outcome:
+        """A survey button: answer, toggle, done, back or skip for question `index`."""
+
+        async def work(connection: AsyncConnection) -> Outcome:
+            found = await session_store.get_for_telegram_user(
+                connection, session_id, person.telegram_id
+            )
+            if found is None:
+                return Info(resolve_locale(person.language_code), "stale")
+            session, locale = found
+            if session.status != session_store.OPEN:
+                return Info(locale, "stale")
+            pinned = await self._catalog.pinned(connection, session.survey_id)
+            questions = pinned.survey.questions
+            if not 0 <= index < len(questions):
+                return Info(locale, "stale")
+            question_id = questions[index].id
+            state = State.from_dict(session.state)
+            try:
+                step = _apply(pinned.survey, state, question_id, action, value)
+            except FlowError:
+                return Info(locale, "stale")
+            if any(isinstance(effect, Reject) for effect in step.effects):
+                return Info(locale, "stale")  # buttons only offer valid values: this was forged
+            return await self._advance(connection, session, pinned, locale, step, action)
+
+        return await self._unit(update_id, work)
+
+    async def reply_text(self, update_id: int, person: Person, text: str) -> Outcome:
+        """A typed message: the answer to the current text or number question."""
+
+        async def work(connection: AsyncConnection) -> Outcome:
+            customer = await customer_store.by_telegram_id(connection, person.telegram_id)
+            if not self._has_consent(customer):
+                locale = customer.locale if customer else resolve_locale(person.language_code)
+                return Info(locale, "needs_consent")
+            assert customer is not None
+            session = await session_store.open_for_customer(connection, customer.id)
+            if session is None:
+                return Info(customer.locale, "no_session")
+            pinned = await self._catalog.pinned(connection, session.survey_id)
+            state = State.from_dict(session.state)
+            current = pinned.survey.question(state.current) if state.current else None
+            if current is None or current.type not in ("text", "number"):
+                step = engine.resume(pinned.survey, state)
+                return _question(customer.locale, pinned, session.id, step, resumed=True)
+            step = engine.answer(pinned.survey, state, current.id, text)
+            for effect in step.effects:
+                if isinstance(effect, Reject):
+                    return Rejected(customer.locale, effect)
+            return await self._advance(connection, session, pinned, customer.locale, step, "answer")
+
+        return await self._unit(update_id, work)
+
+    async def set_language(self, update_id: int, person: Person, locale: str) -> Outcome:
+        """Switch language; an open survey is asked again in the new language."""
+        locale = resolve_locale(locale)
+
+        async def work(connection: AsyncConnection) -> Outcome:
+            customer = await customer_store.by_telegram_id(connection, person.telegram_id)
+            if not self._has_consent(customer):
+                # Nothing is stored before consent: show the notice in the chosen language.
+                return ShowNotice(locale, self._notice.text(locale), None)
+            assert customer is not None
+            await customer_store.update(connection, customer.id, locale=locale)
+            session = await session_store.open_for_customer(connection, customer.id)
+            if session is None:
+                return LanguageSet(locale, None)
+            pinned = await self._catalog.pinned(connection, session.survey_id)
+            step = engine.resume(pinned.survey, State.from_dict(session.state))
+            return LanguageSet(locale, _question(locale, pinned, session.id, step, resumed=True))
+
+        return await self._unit(update_id, work)
+
+    async def stop(self, update_id: int, person: Person) -> Outcome:
+        """`/stop`: opt out of every future invitation; `/start` opts back in."""
+
+        async def work(connection: AsyncConnection) -> Outcome:
+            customer = await customer_store.by_telegram_id(connection, person.telegram_id)
+            if customer is None:
+                return Info(resolve_locale(person.language_code), "opted_out")
+            if not customer.opted_out:
+                await customer_store.update(connection, customer.id, opted_out=True)
+                await audit.append(connection, _actor(customer), "customer.opt_out")
+            return Info(customer.locale, "opted_out")
+
+        return await self._unit(update_id, work)
+
+    async def locale_of(self, person: Person) -> str:
+        """The reader's language for replies that change nothing (help, privacy)."""
+        async with self._db.transaction() as connection:
+            customer = await customer_store.by_telegram_id(connection, person.telegram_id)
+        return customer.locale if customer else resolve_locale(person.language_code)
+
+    @property
+    def notice(self) -> PrivacyNotice:
+        return self._notice
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _has_consent(self, customer: Customer | None) -> bool:
+        return customer is not None and customer.consent_version == self._notice.version
+
+    async def _unit(self, update_id: int, work: Callable[[AsyncConnection], Awaitable[T]]
+                    ) -> T | Duplicate:
+        """One transaction per update; a lost version race is retried on fresh state."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self._db.transaction() as connection:
+                    if not await updates.claim(connection, update_id):
+                        return Duplicate()
+                    return await work(connection)
+            except VersionConflict:
+                if attempt == _ATTEMPTS:
+                    raise
+                log.info("update %d lost a version race (attempt %d)", update_id, attempt)
+        raise AssertionError("unreachable")
+
+    async def _open(
+        self, connection: AsyncConnection, customer: Customer, payload: str | None
+    ) -> Outcome:
+        """Open what a deep link names, resuming a survey in progress rather than restarting."""
+        payload = _clean_payload(payload)
+        current = await session_store.open_for_customer(connection, customer.id)
+        if payload is None:
+            if current is None:
+                return Info(customer.locale, "greeting")
+            pinned = await self._catalog.pinned(connection, current.survey_id)
+            step = engine.resume(pinned.survey, State.from_dict(current.state))
+            return _question(customer.locale, pinned, current.id, step, resumed=True)
+        target = await self._resolve(connection, payload)
+        if target is None:
+            return Info(customer.locale, "link_unknown")
+        survey_key, branch_id = target
+        pinned = await self._catalog.latest(connection, survey_key)
+        if pinned is None:
+            return Info(customer.locale, "link_unknown")
+        if branch_id is not None and branch_id != customer.branch_id:
+            await customer_store.update(connection, customer.id, branch_id=branch_id)
+        if current is not None:
+            current_pin = await self._catalog.pinned(connection, current.survey_id)
+            if current_pin.survey.id == survey_key and current.branch_id == branch_id:
+                step = engine.resume(current_pin.survey, State.from_dict(current.state))
+                return _question(customer.locale, current_pin, current.id, step, resumed=True)
+            await session_store.save(connection, current, status=session_store.ABANDONED)
+        if await self._answered_recently(connection, customer, survey_key, branch_id):
+            return Info(customer.locale, "already_answered")
+        step = engine.start(pinned.survey)
+        session = await session_store.create(
+            connection, customer.id, pinned.id, branch_id, step.state.to_dict()
+        )
+        return _question(customer.locale, pinned, session.id, step, intro=True)
+
+    async def _resolve(
+        self, connection: AsyncConnection, payload: str
+    ) -> tuple[str, int | None] | None:
+        match = PAYLOAD.match(payload)
+        if match is None:
+            return None
+        if match["kind"] == "b":
+            branch = await orgs.branch_by_code(connection, match["value"])
+            if branch is None:
+                return None
+            return branch.survey_key or self._settings.default_survey, branch.id
+        found = await find_link(connection, match["value"])
+        if found is None or (found.expires_at is not None and found.expires_at < now()):
+            return None
+        return found.survey_key, found.branch_id
+
+    async def _answered_recently(
+        self, connection: AsyncConnection, customer: Customer, survey_key: str,
+        branch_id: int | None,
+    ) -> bool:
+        hours = self._settings.resubmit_after_hours
+        if hours == 0:
+            return False
+        last = await session_store.last_completed(connection, customer.id, survey_key, branch_id)
+        return last is not None and last.completed_at is not None and (
+            now() - last.completed_at < timedelta(hours=hours)
+        )
+
+    async def _advance(
+        self,
+        connection: AsyncConnection,
+        session: session_store.Session,
+        pinned: Pinned,
+        locale: str,
+        step: Step,
+        action: Action,
+    ) -> Outcome:
+        """Persist the step: the state, the answer it recorded, and completion."""
+        previous = State.from_dict(session.state)
+        finish = next((e for e in step.effects if isinstance(e, Finish)), None)
+        status = session_store.COMPLETED if finish is not None else None
+        await session_store.save(connection, session, state=step.state.to_dict(), status=status)
+        if action in ("answer", "done", "skip") and previous.current is not None:
+            question = pinned.survey.question(previous.current)
+            await session_store.record_answer(
+                connection, session.id, question.id, question.type,
+                step.state.answers.get(question.id),
+            )
+        if finish is not None:
+            await session_store.keep_only(connection, session.id, finish.answers.keys())
+            if session.customer_id is not None:
+                await customer_store.update(connection, session.customer_id)
+            return Completed(locale, pinned.survey)
+        return _question(locale, pinned, session.id, step)
+
+
+def _apply(survey: Survey, state: State, question_id: str, action: Action,
+           value: str | None) -> Step:
+    if action == "answer":
+        return engine.answer(survey, state, question_id, value)
+    if action == "toggle":
+        return engine.toggle(survey, state, question_id, value or "")
+    if action == "done":
+        return engine.answer(survey, state, question_id, list(state.draft))
+    if action == "back":
+        return engine.back(survey, state, question_id)
+    return engine.skip(survey, state, question_id)
+
+
+def _question(locale: str, pinned: Pinned, session_id: int, step: Step, *, intro: bool = False,
+              resumed: bool = False) -> Question:
+    ask = next(effect for effect in step.effects if isinstance(effect, Ask))
+    return Question(locale, pinned.survey, session_id, ask, intro=intro, resumed=resumed)
+
+
+def _clean_payload(payload: str | None) -> str | None:
+    return (payload or "").strip()[:64] or None
+
+
+def _actor(customer: Customer) -> str:
+    return f"customer:{customer.id}"

@@ -1,0 +1,119 @@
+"""Translations and locale-aware formatting.
+
+Catalogs are the gettext `.po` files under `locales/`, managed with Babel (`babel.cfg`). They are
+compiled in memory at start-up, so a fresh checkout needs no build step and a stale `.mo` can
+never shadow an edited catalog. The current reader's locale lives in a context variable set per
+update; `_()` reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from contextvars import ContextVar
+from datetime import datetime
+from decimal import Decimal
+from gettext import GNUTranslations
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_datetime as _format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal, format_percent
+
+from bot.errors import ConfigError
+
+LOCALES = ("id", "en")
+DEFAULT_LOCALE = "id"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locales"
+DOMAIN = "messages"
+
+_current: ContextVar[str] = ContextVar("locale", default=DEFAULT_LOCALE)
+_catalogs: dict[str, GNUTranslations] = {}
+
+
+def load_catalogs(directory: Path = LOCALE_DIR) -> None:
+    """Compile every locale's catalog; a missing one stops start-up instead of showing msgids."""
+    for locale in LOCALES:
+        path = directory / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+        if not path.is_file():
+            raise ConfigError(f"The translation catalog for '{locale}' is missing: {path}.")
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale=locale)
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog)
+        buffer.seek(0)
+        _catalogs[locale] = GNUTranslations(buffer)
+
+
+def _catalog(locale: str) -> GNUTranslations:
+    if not _catalogs:
+        load_catalogs()
+    return _catalogs[locale]
+
+
+def resolve_locale(code: str | None) -> str:
+    """Map a Telegram `language_code` (or a stored one) to a supported locale."""
+    if not code:
+        return DEFAULT_LOCALE
+    code = code.replace("-", "_")
+    if code in LOCALES:
+        return code
+    try:
+        language = Locale.parse(code).language
+    except (UnknownLocaleError, ValueError):
+        return DEFAULT_LOCALE
+    if language in ("in", "ms"):  # old ISO code for Indonesian; Malay readers read Indonesian
+        return "id"
+    return language if language in LOCALES else DEFAULT_LOCALE
+
+
+def current_locale() -> str:
+    return _current.get()
+
+
+def set_locale(locale: str) -> None:
+    _current.set(resolve_locale(locale))
+
+
+@contextlib.contextmanager
+def use_locale(locale: str) -> Iterator[None]:
+    """Render in `locale` for the duration of the block (e.g. one alert to another reader)."""
+    token = _current.set(resolve_locale(locale))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def gettext(message: str) -> str:
+    return _catalog(_current.get()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return _catalog(_current.get()).ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's conventional marker name
+    """Mark a string for extraction; translate it later, where the reader is known."""
+    return message
+
+
+_ = gettext
+
+
+def number(value: float | int | Decimal, digits: int = 1) -> str:
+    pattern = "#,##0" + ("." + "#" * digits if digits else "")
+    return format_decimal(value, format=pattern, locale=_current.get())
+
+
+def percent(share: float, digits: int = 1) -> str:
+    pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
+    return format_percent(share, format=pattern, locale=_current.get())
+
+
+def datetime_text(moment: datetime, zone: ZoneInfo, form: str = "medium") -> str:
+    return _format_datetime(moment, format=form, tzinfo=zone, locale=_current.get())

@@ -1,0 +1,64 @@
+"""Which encryption keys this process uses, and the proof that they open this database.
+
+Keys come from ENCRYPTION_KEYS/HASH_KEY, or else from the key file (created, owner-only, only
+for a brand-new database). A canary stored in the database is checked at start-up: with a
+missing or wrong key the bot refuses to start rather than write data it cannot read back.
+"""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from storage import meta
+from storage.crypto import (
+    CryptoError,
+    KeyMaterial,
+    KeyMissing,
+    Keyring,
+    WrongKey,
+    create_key_file,
+    key_material_from_settings,
+    load_key_file,
+    set_keyring,
+)
+from storage.db import Database
+
+
+def _material(settings: Settings, database_is_new: bool) -> KeyMaterial:
+    try:
+        configured = key_material_from_settings(
+            settings.encryption_keys.get_secret_value() if settings.encryption_keys else None,
+            settings.hash_key.get_secret_value() if settings.hash_key else None,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if configured is not None:
+        return configured
+    try:
+        return load_key_file(settings.key_file)
+    except KeyMissing:
+        if not database_is_new:
+            raise ConfigError(
+                f"The encryption key file {settings.key_file} is missing, but the database holds "
+                "encrypted data: restore the key file or set ENCRYPTION_KEYS and HASH_KEY."
+            ) from None
+        return create_key_file(settings.key_file)
+    except CryptoError as error:
+        raise ConfigError(str(error)) from None
+
+
+async def activate(settings: Settings, db: Database) -> Keyring:
+    """Load the keys, prove they open this database, and make them the active keyring."""
+    async with db.transaction() as connection:
+        canary = await meta.get(connection, meta.CANARY)
+    keyring = Keyring(_material(settings, database_is_new=canary is None))
+    if canary is None:
+        async with db.transaction() as connection:
+            await meta.put(connection, meta.CANARY, keyring.make_canary())
+    else:
+        try:
+            keyring.check_canary(canary)
+        except WrongKey as error:
+            raise ConfigError(str(error)) from None
+    set_keyring(keyring)
+    return keyring

@@ -1,0 +1,94 @@
+"""The survey catalog: survey files on disk become stored versions, parsed once and cached.
+
+A session pins the stored version it started on, so editing a file never disturbs a run in
+flight; versions are immutable, so the parsed cache never needs invalidating.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flows import Survey, SurveyDefinitionError, load_survey
+from storage import surveys as survey_store
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A parsed survey with the stored version it came from."""
+
+    id: int
+    version: int
+    survey: Survey
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    rejected: tuple[str, ...]  # one sentence per broken file
+
+
+class SurveyCatalog:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._by_id: dict[int, Pinned] = {}
+
+    async def sync_directory(self, directory: Path) -> SyncReport:
+        """Store every valid `*.yaml` survey; a broken file is reported and skipped."""
+        added: list[str] = []
+        unchanged: list[str] = []
+        rejected: list[str] = []
+        for path in sorted(directory.glob("*.yaml")):
+            try:
+                text = path.read_text(encoding="utf-8")
+                survey = load_survey(text, source=str(path))
+            except SurveyDefinitionError as error:
+                rejected.append(str(error))
+                log.error("%s", error)
+                continue
+            except (OSError, UnicodeDecodeError) as error:
+                rejected.append(f"{path}: cannot be read ({error.__class__.__name__}).")
+                log.error("%s", rejected[-1])
+                continue
+            pinned, is_new = await self.register(survey, text)
+            (added if is_new else unchanged).append(f"{survey.id} v{pinned.version}")
+        return SyncReport(tuple(added), tuple(unchanged), tuple(rejected))
+
+    async def register(self, survey: Survey, text: str) -> tuple[Pinned, bool]:
+        async with self._db.transaction() as connection:
+            stored, is_new = await survey_store.register(
+                connection, survey.id, text, survey.checksum
+            )
+        pinned = Pinned(stored.id, stored.version, survey)
+        self._by_id[stored.id] = pinned
+        if is_new:
+            log.info("survey %s stored as version %d", survey.id, stored.version)
+        return pinned, is_new
+
+    async def latest(self, connection: AsyncConnection, key: str) -> Pinned | None:
+        stored = await survey_store.latest(connection, key)
+        return None if stored is None else self._pin(stored)
+
+    async def pinned(self, connection: AsyncConnection, survey_id: int) -> Pinned:
+        """The parsed survey a session pinned; parsed from the database once per process."""
+        found = self._by_id.get(survey_id)
+        if found is not None:
+            return found
+        stored = await survey_store.by_id(connection, survey_id)
+        if stored is None:
+            raise LookupError(f"survey version {survey_id} does not exist")
+        return self._pin(stored)
+
+    def _pin(self, stored: survey_store.SurveyVersion) -> Pinned:
+        found = self._by_id.get(stored.id)
+        if found is None:
+            survey = load_survey(stored.source, source=f"{stored.key} v{stored.version}")
+            found = self._by_id[stored.id] = Pinned(stored.id, stored.version, survey)
+        return found

@@ -1,0 +1,68 @@
+"""The aiohttp web server: Telegram's webhook, `/healthz` for the platform's probes.
+
+Each delivery is checked against the secret-token header (403 when missing or wrong), processed
+to the end, and answered with the one Bot API call a handler handed back, if any — so a button
+press costs one outgoing request (the edit) instead of two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+
+from aiohttp import web
+from telegram import Update
+from telegram.ext import Application
+
+from bot import webhook_reply
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_PATH = "/telegram"
+
+
+def create_web_app(
+    application: Application,  # type: ignore[type-arg]
+    secret: str,
+    *,
+    services: Services,
+    concurrency: int = 32,
+) -> web.Application:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def webhook(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            log.warning("webhook delivery refused: wrong or missing secret token")
+            return web.Response(status=403)
+        try:
+            payload = await request.json(loads=json.loads)
+            update = Update.de_json(payload, application.bot)
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400)
+        async with slots:
+            token = webhook_reply.open_slot()
+            try:
+                await application.process_update(update)
+            finally:
+                call = webhook_reply.close_slot(token)
+        if call is None:
+            return web.Response(status=200)
+        return web.json_response(call)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        """Ready when the database answers."""
+        try:
+            await services.db.ping()
+        except Exception:
+            log.warning("health check: the database does not answer")
+            return web.json_response({"status": "database unavailable"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post(WEBHOOK_PATH, webhook)
+    app.router.add_get("/healthz", healthz)
+    return app

@@ -1,0 +1,201 @@
+"""Customer conversation handlers: parse the update, call the conversation service, render.
+
+Private chats only. Surveys do not use `ConversationHandler`: the state is in the database, so
+these few handlers turn any update into the right engine call whichever process receives it.
+"""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.conversation import (
+    Completed,
+    Duplicate,
+    Info,
+    LanguageSet,
+    Outcome,
+    Person,
+    Question,
+    Rejected,
+    ShowNotice,
+)
+from bot.i18n import gettext as _
+from bot.i18n import resolve_locale, use_locale
+from handlers import callbacks, render
+from handlers.context import Context
+from handlers.render import Reply
+from handlers.replies import answer, edit, send
+
+PRIVATE = filters.ChatType.PRIVATE
+
+
+def _person(update: Update) -> Person:
+    user = update.effective_user
+    assert user is not None
+    return Person(user.id, user.language_code)
+
+
+def _reply(outcome: Outcome) -> Reply | None:
+    """The message an outcome shows, or None when there is nothing to show."""
+    match outcome:
+        case Question():
+            return render.question(outcome)
+        case Completed():
+            return render.completed(outcome)
+        case Info():
+            return render.info(outcome)
+        case Rejected():
+            return render.rejected(outcome)
+        case ShowNotice():
+            return render.notice(outcome)
+        case LanguageSet():
+            return render.language_set(outcome.locale)
+    return None
+
+
+async def _send_outcome(update: Update, context: Context, outcome: Outcome) -> None:
+    reply = _reply(outcome)
+    if reply is not None:
+        assert update.effective_chat is not None
+        await send(context.bot, update.effective_chat.id, reply)
+    if isinstance(outcome, LanguageSet) and outcome.question is not None:
+        await _send_outcome(update, context, outcome.question)
+
+
+async def start(update: Update, context: Context) -> None:
+    """Opens what the deep link names, after the privacy notice when consent is missing."""
+    payload = context.args[0] if context.args else None
+    outcome = await context.services.conversations.start(update.update_id, _person(update), payload)
+    await _send_outcome(update, context, outcome)
+
+
+async def text(update: Update, context: Context) -> None:
+    """Takes a typed answer to the current text or number question."""
+    assert update.message is not None and update.message.text is not None
+    outcome = await context.services.conversations.reply_text(
+        update.update_id, _person(update), update.message.text
+    )
+    await _send_outcome(update, context, outcome)
+
+
+async def language(update: Update, context: Context) -> None:
+    """Offers the languages, marking the current one."""
+    locale = await context.services.conversations.locale_of(_person(update))
+    assert update.effective_chat is not None
+    await send(context.bot, update.effective_chat.id, render.language_menu(locale))
+
+
+async def stop(update: Update, context: Context) -> None:
+    """Opts the customer out of every future invitation."""
+    outcome = await context.services.conversations.stop(update.update_id, _person(update))
+    await _send_outcome(update, context, outcome)
+
+
+async def privacy(update: Update, context: Context) -> None:
+    """Shows the privacy notice in the reader's language."""
+    conversations = context.services.conversations
+    locale = await conversations.locale_of(_person(update))
+    assert update.effective_chat is not None
+    await send(context.bot, update.effective_chat.id, render.privacy(conversations.notice.text(locale)))
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """Lists what the customer can do."""
+    locale = await context.services.conversations.locale_of(_person(update))
+    assert update.effective_chat is not None
+    await send(context.bot, update.effective_chat.id, render.help_text(locale))
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """Answers a command the bot does not know with one sentence."""
+    locale = await context.services.conversations.locale_of(_person(update))
+    assert update.effective_chat is not None
+    with use_locale(locale):
+        message = _("Sorry, I do not know that command. Send /help to see what I can do.")
+    await send(context.bot, update.effective_chat.id, Reply(message))
+
+
+async def unsupported(update: Update, context: Context) -> None:
+    """Answers stickers, photos and the like, which no question accepts."""
+    locale = await context.services.conversations.locale_of(_person(update))
+    assert update.effective_chat is not None
+    with use_locale(locale):
+        message = _("Please answer with the buttons, or type your answer as text.")
+    await send(context.bot, update.effective_chat.id, Reply(message))
+
+
+async def press(update: Update, context: Context) -> None:
+    """Handles every button: survey answers, the privacy notice and the language menu."""
+    query = update.callback_query
+    assert query is not None
+    person = _person(update)
+    conversations = context.services.conversations
+    parsed = callbacks.parse(query.data)
+    match parsed:
+        case callbacks.SurveyPress():
+            outcome = await conversations.press(
+                update.update_id, person, parsed.session_id, parsed.index, parsed.action,
+                parsed.value,
+            )
+        case callbacks.NoticePress(choice="language"):
+            await answer(query)
+            notice = ShowNotice(parsed.locale, conversations.notice.text(parsed.locale),
+                                parsed.payload)
+            await edit(query, render.notice(notice))
+            return
+        case callbacks.NoticePress():
+            agreed = parsed.choice == "agree"
+            outcome = await conversations.consent(
+                update.update_id, person, agreed, parsed.locale, parsed.payload
+            )
+            if not isinstance(outcome, Duplicate):
+                await answer(query)
+                with use_locale(parsed.locale):
+                    mark = _("✅ You agreed to the privacy notice.") if agreed else _(
+                        "You declined the privacy notice.")
+                await edit(query, Reply(mark))
+                await _send_outcome(update, context, outcome)
+            else:
+                await answer(query)
+            return
+        case callbacks.LanguagePress():
+            outcome = await conversations.set_language(update.update_id, person, parsed.locale)
+            await answer(query)
+            if isinstance(outcome, LanguageSet):
+                await edit(query, render.language_set(outcome.locale))
+                if outcome.question is not None:
+                    await _send_outcome(update, context, outcome.question)
+            elif not isinstance(outcome, Duplicate):
+                await _send_outcome(update, context, outcome)
+            return
+        case _:
+            outcome = Info(resolve_locale(person.language_code), "stale")
+
+    if isinstance(outcome, Question | Completed):
+        await answer(query)
+        await edit(query, render.question(outcome) if isinstance(outcome, Question)
+                   else render.completed(outcome))
+    elif isinstance(outcome, Info):
+        await answer(query, render.info(outcome).text, alert=True)
+    else:
+        await answer(query)
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    """Adds the customer handlers; staff handlers register before these."""
+    app.add_handler(CommandHandler("start", start, filters=PRIVATE))
+    app.add_handler(CommandHandler("language", language, filters=PRIVATE))
+    app.add_handler(CommandHandler("stop", stop, filters=PRIVATE))
+    app.add_handler(CommandHandler("privacy", privacy, filters=PRIVATE))
+    app.add_handler(CommandHandler("help", help_command, filters=PRIVATE))
+    app.add_handler(CallbackQueryHandler(press))
+    app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, unknown_command))
+    app.add_handler(MessageHandler(PRIVATE & filters.TEXT, text))
+    app.add_handler(MessageHandler(PRIVATE & ~filters.TEXT, unsupported))

@@ -1,0 +1,219 @@
+"""Turn conversation outcomes into message text and inline keyboards, in the reader's language."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from flows.engine import Reject
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.conversation import Completed, Info, InfoKind, Question, Rejected, ShowNotice
+from bot.i18n import LOCALES, N_, gettext, number, use_locale
+from flows.schema import Question as SurveyQuestion
+from flows.schema import localized
+from handlers import callbacks
+
+_ = gettext
+
+LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
+
+INFO: dict[InfoKind, str] = {
+    "greeting": N_(
+        "Hello! I am Suara, the bank's survey assistant. Scan the QR code at a branch or open "
+        "a survey link from us to share your experience. /help shows what I can do."
+    ),
+    "link_unknown": N_(
+        "Sorry, this survey link is not valid or has expired. Please scan the QR code at the "
+        "branch again or ask our staff for a new link."
+    ),
+    "already_answered": N_(
+        "Thank you, you have already answered this survey recently. We appreciate your time!"
+    ),
+    "stale": N_("This button is no longer active. Please use the latest question."),
+    "no_session": N_(
+        "You have no survey in progress. Scan a branch QR code or open a survey link to start."
+    ),
+    "opted_out": N_(
+        "Done: you will not receive survey invitations any more. Send /start at any time to "
+        "receive them again."
+    ),
+    "opted_in": N_("Welcome back: you will receive survey invitations again."),
+    "needs_consent": N_("Please send /start and read the privacy notice first."),
+    "declined": N_(
+        "Understood. Nothing has been stored apart from your decision. If you change your "
+        "mind, send /start again."
+    ),
+}
+
+REJECT: dict[str, str] = {
+    "not_a_number": N_("Please type a number, for example 12."),
+    "not_an_integer": N_("Please type a whole number, without decimals."),
+    "too_small": N_("The number must be at least {min}."),
+    "too_large": N_("The number must be at most {max}."),
+    "out_of_range": N_("Please choose a value from {min} to {max}."),
+    "unknown_option": N_("Please choose one of the options."),
+    "too_few": N_("Please choose at least {min} options."),
+    "too_many": N_("Please choose at most {max} options."),
+    "empty": N_("Please type your answer."),
+    "too_long": N_("Your answer is too long: at most {max_length} characters, please."),
+    "not_yes_no": N_("Please answer yes or no."),
+}
+
+COMMAND_HELP = {
+    "start": N_("Start or continue a survey"),
+    "language": N_("Choose your language"),
+    "privacy": N_("Read the privacy notice"),
+    "stop": N_("Stop survey invitations"),
+    "help": N_("What I can do"),
+}
+
+HELP = N_(
+    "I am Suara, the bank's survey assistant.\n\n"
+    "/start - start or continue a survey\n"
+    "/language - choose Bahasa Indonesia or English\n"
+    "/privacy - read the privacy notice\n"
+    "/stop - stop receiving survey invitations\n"
+    "/help - show this message\n\n"
+    "Answer with the buttons, or type your answer when asked."
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+
+
+def info(outcome: Info) -> Reply:
+    with use_locale(outcome.locale):
+        return Reply(_(INFO[outcome.kind]))
+
+
+def rejected(outcome: Rejected) -> Reply:
+    with use_locale(outcome.locale):
+        return Reply(reject_text(outcome.reject))
+
+
+def reject_text(reject: Reject) -> str:
+    template = _(REJECT.get(reject.reason, N_("Please check your answer and try again.")))
+    params = {key: number(value, 2) if isinstance(value, int | float) else value
+              for key, value in reject.params.items()}
+    return template.format(**params)
+
+
+def help_text(locale: str) -> Reply:
+    with use_locale(locale):
+        return Reply(_(HELP))
+
+
+def notice(outcome: ShowNotice) -> Reply:
+    """The privacy notice with Agree / Decline and a switch to the other language."""
+    locale = outcome.locale
+    other = next(code for code in LOCALES if code != locale)
+    with use_locale(locale):
+        rows = [
+            [
+                InlineKeyboardButton(_("✅ I agree"), callback_data=callbacks.notice("y", locale, outcome.payload)),
+                InlineKeyboardButton(_("Decline"), callback_data=callbacks.notice("n", locale, outcome.payload)),
+            ],
+            [InlineKeyboardButton(LANGUAGE_NAMES[other],
+                                  callback_data=callbacks.notice("l", other, outcome.payload))],
+        ]
+        return Reply(html.escape(outcome.text), InlineKeyboardMarkup(rows))
+
+
+def privacy(text: str) -> Reply:
+    return Reply(html.escape(text))
+
+
+def language_menu(locale: str) -> Reply:
+    with use_locale(locale):
+        buttons = [
+            InlineKeyboardButton(("✓ " if code == locale else "") + LANGUAGE_NAMES[code],
+                                 callback_data=callbacks.language(code))
+            for code in LOCALES
+        ]
+        return Reply(_("Choose your language:"), InlineKeyboardMarkup([buttons]))
+
+
+def language_set(locale: str) -> Reply:
+    with use_locale(locale):
+        return Reply(_("Language set to English.") if locale == "en"
+                     else _("Language set to Bahasa Indonesia."))
+
+
+def completed(outcome: Completed) -> Reply:
+    survey = outcome.survey
+    return Reply(html.escape(localized(survey.outro, outcome.locale, survey.default_locale)))
+
+
+def question(outcome: Question) -> Reply:
+    """The question with its progress line, answer buttons and Back / Skip."""
+    ask, survey, locale = outcome.ask, outcome.survey, outcome.locale
+    q = ask.question
+    index = survey.index_of(q.id)
+    with use_locale(locale):
+        lines = []
+        if outcome.intro:
+            lines += [html.escape(localized(survey.intro, locale, survey.default_locale)), ""]
+        elif outcome.resumed:
+            lines += [_("Let's continue where you left off."), ""]
+        lines.append("<b>" + _("Question {position} of {total}").format(
+            position=number(ask.position, 0), total=number(ask.total, 0)) + "</b>")
+        lines.append(html.escape(localized(q.text, locale, survey.default_locale)))
+        hint = _hint(q)
+        if hint:
+            lines += ["", f"<i>{hint}</i>"]
+        rows = _answer_rows(outcome.session_id, index, q, ask.draft, locale, survey.default_locale)
+        nav = []
+        if ask.position > 1:
+            nav.append(InlineKeyboardButton(_("« Back"), callback_data=callbacks.survey(
+                outcome.session_id, index, "back")))
+        if q.optional:
+            nav.append(InlineKeyboardButton(_("Skip »"), callback_data=callbacks.survey(
+                outcome.session_id, index, "skip")))
+        if nav:
+            rows.append(nav)
+        return Reply("\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)
+
+
+def _hint(q: SurveyQuestion) -> str:
+    if q.type == "rating":
+        return _("1 = very dissatisfied, {scale} = very satisfied").format(scale=q.scale)
+    if q.type == "nps":
+        return _("0 = not at all likely, 10 = extremely likely")
+    if q.type == "ces":
+        return _("1 = very difficult, 7 = very easy")
+    if q.type == "multi":
+        return _("Choose all that apply, then press Done.")
+    if q.type == "text":
+        return _("Type your answer and send it.")
+    if q.type == "number":
+        return _("Type a number and send it.")
+    return ""
+
+
+def _answer_rows(session_id: int, index: int, q: SurveyQuestion, draft: tuple[str, ...],
+                 locale: str, default: str) -> list[list[InlineKeyboardButton]]:
+    def button(label: str, action: str, value: object) -> InlineKeyboardButton:
+        return InlineKeyboardButton(label, callback_data=callbacks.survey(
+            session_id, index, action, value))  # type: ignore[arg-type]
+
+    if q.type == "rating":
+        return [[button(f"{value}⭐", "answer", value) for value in range(1, q.scale + 1)]]
+    if q.type == "nps":
+        return [[button(str(v), "answer", v) for v in range(0, 6)],
+                [button(str(v), "answer", v) for v in range(6, 11)]]
+    if q.type == "ces":
+        return [[button(str(v), "answer", v) for v in range(1, 8)]]
+    if q.type == "yesno":
+        return [[button(_("Yes"), "answer", "yes"), button(_("No"), "answer", "no")]]
+    if q.type == "choice":
+        return [[button(localized(o.text, locale, default), "answer", o.id)] for o in q.options]
+    if q.type == "multi":
+        rows = [[button(("☑️ " if o.id in draft else "⬜ ") + localized(o.text, locale, default),
+                        "toggle", o.id)] for o in q.options]
+        rows.append([button(_("Done ✔"), "done", None)])
+        return rows
+    return []

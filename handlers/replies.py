@@ -1,0 +1,60 @@
+"""Sending replies: HTML text, one retry after a flood wait, and quiet no-op edits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from telegram import CallbackQuery, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, RetryAfter
+from telegram.ext import ExtBot
+
+from bot import webhook_reply
+from handlers.render import Reply
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_WAIT = 30.0
+
+
+async def _with_flood_wait(call: Callable[[], Awaitable[T]]) -> T:
+    """Telegram asked us to wait: wait once (bounded), then try again."""
+    try:
+        return await call()
+    except RetryAfter as error:
+        wait = error.retry_after
+        seconds = wait if isinstance(wait, int | float) else wait.total_seconds()
+        await asyncio.sleep(min(float(seconds), MAX_WAIT))
+        return await call()
+
+
+async def send(bot: ExtBot[None], chat_id: int, reply: Reply) -> Message:
+    return await _with_flood_wait(lambda: bot.send_message(
+        chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.markup,
+        link_preview_options=None,
+    ))
+
+
+async def edit(query: CallbackQuery, reply: Reply) -> None:
+    """Turn the pressed message into `reply`; an identical edit is not an error to the user."""
+    try:
+        await _with_flood_wait(lambda: query.edit_message_text(
+            reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.markup
+        ))
+    except BadRequest as error:
+        if "not modified" not in error.message:
+            raise
+
+
+async def answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
+    """Stop the button's spinner, in the webhook answer when there is one."""
+    if webhook_reply.offer("answerCallbackQuery", callback_query_id=query.id, text=text,
+                           show_alert=alert or None):
+        return
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest as error:  # the query expired: the press is handled all the same
+        log.info("callback answer refused: %s", error.message)

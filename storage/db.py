@@ -1,0 +1,95 @@
+"""The async engine, transactions and schema upgrades.
+
+SQLite runs in WAL mode with one pooled connection: on two cores one writer beats many
+(BASELINES.md), and aiosqlite serialises on its thread anyway. PostgreSQL gets a real pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """Build the engine; for SQLite create the file's folder and set the pragmas."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True,
+                                   pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
+                                 hide_parameters=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return engine
+
+
+class Database:
+    """One engine plus the ways to use it: a transaction per unit of work."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = create_engine(url, pool_size=pool_size)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Commit on success, roll back on any error."""
+        async with self.engine.begin() as connection:
+            yield connection
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to `revision` with Alembic, on this engine's connection."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(_run_alembic, "upgrade", revision)
+
+    async def downgrade(self, revision: str) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(_run_alembic, "downgrade", revision)
+
+    async def current_revision(self) -> str | None:
+        async with self.engine.connect() as connection:
+            try:
+                result = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            except sa.exc.DBAPIError:
+                return None
+            return result.scalar_one_or_none()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _run_alembic(connection: sa.Connection, action: str, revision: str) -> None:
+    config = alembic_config(connection)
+    getattr(command, action)(config, revision)

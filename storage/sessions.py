@@ -1,0 +1,229 @@
+"""Survey sessions and their answers: the conversation state lives here, not in memory.
+
+A session's `version` column gives optimistic concurrency: a save names the version it read and
+fails if another update (or another process) saved first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.dialect import upsert
+from storage.errors import VersionConflict
+from storage.models import answers, customers, now, survey_sessions, surveys
+
+OPEN, COMPLETED, ABANDONED = "open", "completed", "abandoned"
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    customer_id: int | None
+    survey_id: int
+    branch_id: int | None
+    status: str
+    state: dict[str, Any]
+    version: int
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    question_id: str
+    question_type: str
+    value: Any
+    skipped: bool
+    answered_at: datetime
+
+
+def _session(row: sa.Row) -> Session:
+    return Session(
+        row.id, row.customer_id, row.survey_id, row.branch_id, row.status, json.loads(row.state),
+        row.version, row.completed_at,
+    )
+
+
+def _dump(state: Mapping[str, Any]) -> str:
+    return json.dumps(state, separators=(",", ":"), ensure_ascii=False)
+
+
+async def create(
+    connection: AsyncConnection,
+    customer_id: int,
+    survey_id: int,
+    branch_id: int | None,
+    state: Mapping[str, Any],
+) -> Session:
+    moment = now()
+    result = await connection.execute(
+        sa.insert(survey_sessions).values(
+            customer_id=customer_id, survey_id=survey_id, branch_id=branch_id, status=OPEN,
+            state=_dump(state), version=1, started_at=moment, updated_at=moment,
+        )
+    )
+    return Session(
+        result.inserted_primary_key[0], customer_id, survey_id, branch_id, OPEN, dict(state), 1,
+        None,
+    )
+
+
+async def get(connection: AsyncConnection, session_id: int) -> Session | None:
+    statement = sa.select(survey_sessions).where(survey_sessions.c.id == session_id)
+    row = (await connection.execute(statement)).first()
+    return None if row is None else _session(row)
+
+
+async def get_for_telegram_user(
+    connection: AsyncConnection, session_id: int, telegram_id: int
+) -> tuple[Session, str] | None:
+    """The session and its customer's locale, only if it belongs to this Telegram user.
+
+    A button press names its session; this is where a press on someone else's is refused.
+    """
+    statement = (
+        sa.select(survey_sessions, customers.c.locale.label("customer_locale"))
+        .join(customers, customers.c.id == survey_sessions.c.customer_id)
+        .where(survey_sessions.c.id == session_id, customers.c.telegram_id == telegram_id)
+    )
+    row = (await connection.execute(statement)).first()
+    return None if row is None else (_session(row), row.customer_locale)
+
+
+async def open_for_customer(connection: AsyncConnection, customer_id: int) -> Session | None:
+    statement = (
+        sa.select(survey_sessions)
+        .where(survey_sessions.c.customer_id == customer_id, survey_sessions.c.status == OPEN)
+        .order_by(survey_sessions.c.id.desc())
+        .limit(1)
+    )
+    row = (await connection.execute(statement)).first()
+    return None if row is None else _session(row)
+
+
+async def last_completed(
+    connection: AsyncConnection, customer_id: int, survey_key: str, branch_id: int | None
+) -> Session | None:
+    """The customer's latest completed run of any version of this survey at this branch."""
+    statement = (
+        sa.select(survey_sessions)
+        .join(surveys, surveys.c.id == survey_sessions.c.survey_id)
+        .where(
+            survey_sessions.c.customer_id == customer_id,
+            survey_sessions.c.status == COMPLETED,
+            surveys.c.key == survey_key,
+            survey_sessions.c.branch_id.is_(None) if branch_id is None
+            else survey_sessions.c.branch_id == branch_id,
+        )
+        .order_by(survey_sessions.c.completed_at.desc())
+        .limit(1)
+    )
+    row = (await connection.execute(statement)).first()
+    return None if row is None else _session(row)
+
+
+async def save(
+    connection: AsyncConnection,
+    session: Session,
+    *,
+    state: Mapping[str, Any] | None = None,
+    status: str | None = None,
+) -> Session:
+    """Write a new state if nobody else has since `session` was read; else VersionConflict."""
+    moment = now()
+    changes: dict[str, Any] = {"version": session.version + 1, "updated_at": moment}
+    if state is not None:
+        changes["state"] = _dump(state)
+    if status is not None:
+        changes["status"] = status
+        if status == COMPLETED:
+            changes["completed_at"] = moment
+    result = await connection.execute(
+        sa.update(survey_sessions)
+        .where(survey_sessions.c.id == session.id, survey_sessions.c.version == session.version)
+        .values(**changes)
+    )
+    if result.rowcount != 1:
+        raise VersionConflict(f"session {session.id} changed since version {session.version}")
+    return Session(
+        session.id, session.customer_id, session.survey_id, session.branch_id,
+        status or session.status, dict(state) if state is not None else session.state,
+        session.version + 1, moment if status == COMPLETED else session.completed_at,
+    )
+
+
+def answer_columns(question_type: str, value: Any) -> dict[str, Any]:
+    """Spread a normalised engine value over the typed answer columns."""
+    columns: dict[str, Any] = {"value_number": None, "value_choice": None, "value_text": None,
+                               "skipped": value is None}
+    if value is None:
+        return columns
+    if question_type in ("rating", "nps", "ces", "number"):
+        columns["value_number"] = float(value)
+    elif question_type == "yesno":
+        columns["value_number"] = 1.0 if value else 0.0
+    elif question_type == "choice":
+        columns["value_choice"] = value
+    elif question_type == "multi":
+        columns["value_choice"] = ",".join(value)
+    else:
+        columns["value_text"] = value
+    return columns
+
+
+def _answer_value(row: sa.Row) -> Any:
+    if row.skipped:
+        return None
+    kind = row.question_type
+    if kind in ("rating", "nps", "ces"):
+        return int(row.value_number)
+    if kind == "number":
+        return int(row.value_number) if row.value_number.is_integer() else row.value_number
+    if kind == "yesno":
+        return row.value_number == 1.0
+    if kind == "choice":
+        return row.value_choice
+    if kind == "multi":
+        return row.value_choice.split(",") if row.value_choice else []
+    return row.value_text
+
+
+async def record_answer(
+    connection: AsyncConnection, session_id: int, question_id: str, question_type: str,
+    value: Any,
+) -> None:
+    """Store (or, after going back, replace) one answer; a skip is stored as skipped."""
+    await upsert(
+        connection,
+        answers,
+        {
+            "session_id": session_id, "question_id": question_id, "question_type": question_type,
+            "answered_at": now(), **answer_columns(question_type, value),
+        },
+        keys=("session_id", "question_id"),
+    )
+
+
+async def keep_only(connection: AsyncConnection, session_id: int, question_ids: Iterable[str]) -> None:
+    """Drop answers to questions that fell off the final path (changed after going back)."""
+    await connection.execute(
+        sa.delete(answers).where(
+            answers.c.session_id == session_id, answers.c.question_id.not_in(list(question_ids))
+        )
+    )
+
+
+async def answers_of(connection: AsyncConnection, session_id: int) -> list[StoredAnswer]:
+    rows = await connection.execute(
+        sa.select(answers).where(answers.c.session_id == session_id).order_by(answers.c.id)
+    )
+    return [
+        StoredAnswer(r.question_id, r.question_type, _answer_value(r), r.skipped, r.answered_at)
+        for r in rows
+    ]

@@ -1,0 +1,26 @@
+"""Processed Telegram update ids: the same update delivered twice is handled once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.dialect import insert_ignore
+from storage.models import now, processed_updates
+
+
+async def claim(connection: AsyncConnection, update_id: int) -> bool:
+    """Record the update id in the caller's transaction; False if it was processed before."""
+    return await insert_ignore(
+        connection, processed_updates, {"update_id": update_id, "processed_at": now()}
+    )
+
+
+async def prune(connection: AsyncConnection, before: datetime) -> int:
+    """Forget ids older than Telegram keeps updates (24 h), so the table stays small."""
+    result = await connection.execute(
+        sa.delete(processed_updates).where(processed_updates.c.processed_at < before)
+    )
+    return result.rowcount

@@ -1,0 +1,126 @@
+"""Repositories against a real database (SQLite, or PostgreSQL with SUARA_TEST_DATABASE)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from storage import audit, orgs, sessions, surveys, updates
+from storage import customers as customer_store
+from storage.db import Database
+from storage.errors import VersionConflict
+from storage.models import audit_log, survey_sessions
+
+
+async def _customer(db: Database, telegram_id: int = 42) -> customer_store.Customer:
+    async with db.transaction() as connection:
+        return await customer_store.record_decision(connection, telegram_id, "v1", True, "id")
+
+
+async def _session(db: Database) -> sessions.Session:
+    customer = await _customer(db)
+    async with db.transaction() as connection:
+        version, _ = await surveys.register(connection, "s", "text", "c1")
+        return await sessions.create(connection, customer.id, version.id, None, {"a": 1})
+
+
+async def test_update_ids_are_claimed_once(db: Database) -> None:
+    async with db.transaction() as connection:
+        assert await updates.claim(connection, 7) is True
+    async with db.transaction() as connection:
+        assert await updates.claim(connection, 7) is False
+        assert await updates.claim(connection, 8) is True
+
+
+async def test_a_claim_rolls_back_with_its_transaction(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as connection:
+            await updates.claim(connection, 9)
+            raise RuntimeError("handler failed")
+    async with db.transaction() as connection:
+        assert await updates.claim(connection, 9) is True
+
+
+async def test_versioned_save_refuses_a_stale_read(db: Database) -> None:
+    session = await _session(db)
+    async with db.transaction() as connection:
+        saved = await sessions.save(connection, session, state={"a": 2})
+    assert saved.version == session.version + 1
+    with pytest.raises(VersionConflict):
+        async with db.transaction() as connection:
+            await sessions.save(connection, session, state={"a": 3})
+    async with db.transaction() as connection:
+        fresh = await sessions.get(connection, session.id)
+    assert fresh is not None and fresh.state == {"a": 2}
+
+
+async def test_state_is_encrypted_at_rest(db: Database) -> None:
+    session = await _session(db)
+    async with db.transaction() as connection:
+        await sessions.save(connection, session, state={"comment": "antrean terlalu lama"})
+        raw = await connection.scalar(
+            sa.select(sa.type_coerce(survey_sessions.c.state, sa.Text))
+            .where(survey_sessions.c.id == session.id)
+        )
+    assert "antrean" not in raw
+
+
+async def test_answers_round_trip_and_replace(db: Database) -> None:
+    session = await _session(db)
+    values = {
+        "csat": ("rating", 4), "nps": ("nps", 0), "ok": ("yesno", False), "why": ("choice", "queue"),
+        "fix": ("multi", ["queue", "staff"]), "note": ("text", "ramah"), "n": ("number", 2.5),
+        "opt": ("text", None),
+    }
+    async with db.transaction() as connection:
+        for qid, (kind, value) in values.items():
+            await sessions.record_answer(connection, session.id, qid, kind, value)
+        await sessions.record_answer(connection, session.id, "csat", "rating", 5)
+        stored = {a.question_id: a for a in await sessions.answers_of(connection, session.id)}
+    assert stored["csat"].value == 5
+    assert {qid: a.value for qid, a in stored.items() if qid != "csat"} == {
+        qid: value for qid, (_, value) in values.items() if qid != "csat"
+    }
+    assert stored["opt"].skipped is True
+    async with db.transaction() as connection:
+        await sessions.keep_only(connection, session.id, ["csat", "nps"])
+        assert {a.question_id for a in await sessions.answers_of(connection, session.id)} == {
+            "csat", "nps"}
+
+
+async def test_a_press_only_finds_its_own_session(db: Database) -> None:
+    session = await _session(db)
+    async with db.transaction() as connection:
+        assert await sessions.get_for_telegram_user(connection, session.id, 42) is not None
+        assert await sessions.get_for_telegram_user(connection, session.id, 43) is None
+
+
+async def test_survey_versions_follow_the_text(db: Database) -> None:
+    async with db.transaction() as connection:
+        first, new = await surveys.register(connection, "s", "one", "c1")
+        again, new_again = await surveys.register(connection, "s", "one", "c1")
+        second, _ = await surveys.register(connection, "s", "two", "c2")
+        latest = await surveys.latest(connection, "s")
+    assert (first.version, new, again.id, new_again, second.version) == (1, True, first.id, False, 2)
+    assert latest == second
+
+
+async def test_orgs_upsert_by_code(db: Database) -> None:
+    async with db.transaction() as connection:
+        region = await orgs.ensure_region(connection, "JKT", "Jakarta")
+        branch = await orgs.ensure_branch(connection, "JKT01", "Sudirman", region)
+        renamed = await orgs.ensure_branch(connection, "JKT01", "Sudirman Raya", region)
+        found = await orgs.branch_by_code(connection, "jkt01")
+    assert renamed.id == branch.id and found is not None and found.name == "Sudirman Raya"
+
+
+async def test_audit_chain_detects_tampering(db: Database) -> None:
+    async with db.transaction() as connection:
+        for n in range(3):
+            await audit.append(connection, "customer:1", "customer.consent", details={"n": n})
+        assert await audit.verify(connection) is None
+        second = (await audit.entries(connection))[1]
+        await connection.execute(
+            sa.update(audit_log).where(audit_log.c.id == second.id).values(outcome="refused")
+        )
+        assert await audit.verify(connection) == second.id
