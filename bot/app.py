@@ -15,6 +15,7 @@ from bot import i18n, keys
 from bot.config import Settings
 from bot.conversation import Conversations
 from bot.errors import ConfigError
+from bot.pacing import Pacer
 from bot.privacy import load_notice
 from bot.request import AiohttpRequest
 from bot.services import Services
@@ -28,7 +29,6 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 
-
 async def open_services(settings: Settings) -> Services:
     """Upgrade the database, unlock the keys, load catalogs and surveys."""
     i18n.load_catalogs()
@@ -40,12 +40,17 @@ async def open_services(settings: Settings) -> Services:
         catalog = SurveyCatalog(db)
         if settings.surveys_dir.is_dir():
             report = await catalog.sync_directory(settings.surveys_dir)
-            log.info("surveys: %d new, %d unchanged, %d rejected", len(report.added),
-                     len(report.unchanged), len(report.rejected))
+            log.info(
+                "surveys: %d new, %d unchanged, %d rejected",
+                len(report.added),
+                len(report.unchanged),
+                len(report.rejected),
+            )
     except BaseException:
         await db.dispose()
         raise
-    return Services(settings, db, catalog, Conversations(db, catalog, notice, settings))
+    pacer = Pacer(settings.send_rate, settings.per_chat_rate, settings.per_chat_burst)
+    return Services(settings, db, catalog, Conversations(db, catalog, notice, settings), pacer)
 
 
 def build_application(services: Services, *, webhook: bool = False) -> Application:  # type: ignore[type-arg]

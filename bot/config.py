@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     listen_host: str = "0.0.0.0"
     listen_port: int = Field(default=8443, ge=1, le=65535)
 
+    send_rate: float = Field(default=30.0, gt=0, le=1000)
+    per_chat_rate: float = Field(default=1.0, gt=0, le=30)
+    per_chat_burst: float = Field(default=3.0, ge=1, le=30)
     concurrent_updates: int = Field(default=16, ge=1, le=256)
     resubmit_after_hours: int = Field(default=24, ge=0, le=24 * 365)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -51,9 +54,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
-            )
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
     @field_validator("telegram_api_url")
@@ -75,7 +76,9 @@ class Settings(BaseSettings):
     @field_validator("webhook_secret")
     @classmethod
     def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
             raise ValueError("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, TypeVar
 
-from flows.engine import Ask, Finish, Reject, State, Step
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Settings
@@ -23,6 +22,7 @@ from bot.i18n import resolve_locale
 from bot.privacy import PrivacyNotice
 from bot.surveys import Pinned, SurveyCatalog
 from flows import engine
+from flows.engine import Ask, Finish, Reject, State, Step
 from flows.errors import FlowError
 from flows.schema import Survey
 from storage import audit, orgs, updates
@@ -39,8 +39,15 @@ log = logging.getLogger(__name__)
 PAYLOAD = re.compile(r"^(?P<kind>[bc])_(?P<value>[A-Za-z0-9_-]{1,40})$")
 Action = Literal["answer", "toggle", "done", "back", "skip"]
 InfoKind = Literal[
-    "greeting", "link_unknown", "already_answered", "stale", "no_session", "opted_out",
-    "opted_in", "needs_consent", "declined",
+    "greeting",
+    "link_unknown",
+    "already_answered",
+    "stale",
+    "no_session",
+    "opted_out",
+    "opted_in",
+    "needs_consent",
+    "declined",
 ]
 T = TypeVar("T")
 _ATTEMPTS = 3
@@ -128,6 +135,8 @@ class Conversations:
             if customer.opted_out:
                 await customer_store.update(connection, customer.id, opted_out=False)
                 await audit.append(connection, _actor(customer), "customer.opt_in")
+                if not payload:
+                    return Info(customer.locale, "opted_in")
             return await self._open(connection, customer, payload)
 
         return await self._unit(update_id, work)
@@ -143,7 +152,9 @@ class Conversations:
                 connection, person.telegram_id, self._notice.version, agreed, locale
             )
             await audit.append(
-                connection, _actor(customer), "customer.consent",
+                connection,
+                _actor(customer),
+                "customer.consent",
                 outcome="agree" if agreed else "decline",
                 details={"version": self._notice.version},
             )
@@ -264,8 +275,9 @@ class Conversations:
     def _has_consent(self, customer: Customer | None) -> bool:
         return customer is not None and customer.consent_version == self._notice.version
 
-    async def _unit(self, update_id: int, work: Callable[[AsyncConnection], Awaitable[T]]
-                    ) -> T | Duplicate:
+    async def _unit(
+        self, update_id: int, work: Callable[[AsyncConnection], Awaitable[T]]
+    ) -> T | Duplicate:
         """One transaction per update; a lost version race is retried on fresh state."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
@@ -331,15 +343,20 @@ class Conversations:
         return found.survey_key, found.branch_id
 
     async def _answered_recently(
-        self, connection: AsyncConnection, customer: Customer, survey_key: str,
+        self,
+        connection: AsyncConnection,
+        customer: Customer,
+        survey_key: str,
         branch_id: int | None,
     ) -> bool:
         hours = self._settings.resubmit_after_hours
         if hours == 0:
             return False
         last = await session_store.last_completed(connection, customer.id, survey_key, branch_id)
-        return last is not None and last.completed_at is not None and (
-            now() - last.completed_at < timedelta(hours=hours)
+        return (
+            last is not None
+            and last.completed_at is not None
+            and (now() - last.completed_at < timedelta(hours=hours))
         )
 
     async def _advance(
@@ -359,7 +376,10 @@ class Conversations:
         if action in ("answer", "done", "skip") and previous.current is not None:
             question = pinned.survey.question(previous.current)
             await session_store.record_answer(
-                connection, session.id, question.id, question.type,
+                connection,
+                session.id,
+                question.id,
+                question.type,
                 step.state.answers.get(question.id),
             )
         if finish is not None:
@@ -370,8 +390,9 @@ class Conversations:
         return _question(locale, pinned, session.id, step)
 
 
-def _apply(survey: Survey, state: State, question_id: str, action: Action,
-           value: str | None) -> Step:
+def _apply(
+    survey: Survey, state: State, question_id: str, action: Action, value: str | None
+) -> Step:
     if action == "answer":
         return engine.answer(survey, state, question_id, value)
     if action == "toggle":
@@ -383,8 +404,15 @@ def _apply(survey: Survey, state: State, question_id: str, action: Action,
     return engine.skip(survey, state, question_id)
 
 
-def _question(locale: str, pinned: Pinned, session_id: int, step: Step, *, intro: bool = False,
-              resumed: bool = False) -> Question:
+def _question(
+    locale: str,
+    pinned: Pinned,
+    session_id: int,
+    step: Step,
+    *,
+    intro: bool = False,
+    resumed: bool = False,
+) -> Question:
     ask = next(effect for effect in step.effects if isinstance(effect, Ask))
     return Question(locale, pinned.survey, session_id, ask, intro=intro, resumed=resumed)
 

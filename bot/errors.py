@@ -1,12 +1,12 @@
 """Errors raised by Suara's services.
 
-    SuaraError
-    ├── ConfigError          a setting is missing or malformed; stops start-up
-    └── ServiceError         a request the service refuses; shown to the user as one sentence
-        ├── Duplicate        the same Telegram update arrived again; nothing to do
-        ├── Conflict         another update changed the same session first; retry
-        ├── StaleAction      a button press that no longer matches the stored state
-        └── NotFound         a deep link, survey or branch that does not exist
+SuaraError
+├── ConfigError          a setting is missing or malformed; stops start-up
+└── ServiceError         a request the service refuses; shown to the user as one sentence
+    ├── Duplicate        the same Telegram update arrived again; nothing to do
+    ├── Conflict         another update changed the same session first; retry
+    ├── StaleAction      a button press that no longer matches the stored state
+    └── NotFound         a deep link, survey or branch that does not exist
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _catalog(_current.get()).ngettext(singular, plural, n)
 
 
-def N_(message: str) -> str:  # noqa: N802 - gettext's conventional marker name
+def N_(message: str) -> str:
     """Mark a string for extraction; translate it later, where the reader is known."""
     return message
 

@@ -29,12 +29,16 @@ def load_notice(path: Path) -> PrivacyNotice:
     except yaml.YAMLError:
         raise ConfigError(f"The privacy notice file {path} is not valid YAML.") from None
     if not isinstance(data, dict) or not isinstance(data.get("text"), dict):
-        raise ConfigError(f"The privacy notice file {path} needs a version and a text per language.")
+        raise ConfigError(
+            f"The privacy notice file {path} needs a version and a text per language."
+        )
     version = str(data.get("version") or "").strip()
     texts = {str(k): str(v).strip() for k, v in data["text"].items() if v}
     missing = [locale for locale in LOCALES if locale not in texts]
     if not version or len(version) > 32:
-        raise ConfigError(f"The privacy notice file {path} needs a version of at most 32 characters.")
+        raise ConfigError(
+            f"The privacy notice file {path} needs a version of at most 32 characters."
+        )
     if missing:
         raise ConfigError(f"The privacy notice file {path} has no text for: {', '.join(missing)}.")
     return PrivacyNotice(version, texts)

@@ -1,4 +1,4 @@
-"""Run the bot: polling, or a webhook served by aiohttp; used by `run_bot.py`, the demo and tests."""
+"""Run the bot, polling or behind an aiohttp webhook; `run_bot.py`, the demo and tests use it."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ class Webhook:
 
 
 @asynccontextmanager
-async def running(services: Services, webhook: Webhook | None = None
-                  ) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def running(services: Services, webhook: Webhook | None = None) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     """The bot receiving updates until the block ends; then it stops cleanly."""
     app = build_application(services, webhook=webhook is not None)
     async with app:
@@ -46,17 +45,25 @@ async def running(services: Services, webhook: Webhook | None = None
         try:
             if webhook is None:
                 assert app.updater is not None
-                await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES,
-                                                drop_pending_updates=False)
+                await app.updater.start_polling(
+                    allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
+                )
             else:
-                site_runner = web.AppRunner(create_web_app(
-                    app, webhook.secret, services=services,
-                    concurrency=services.settings.concurrent_updates), access_log=None)
+                site_runner = web.AppRunner(
+                    create_web_app(
+                        app,
+                        webhook.secret,
+                        services=services,
+                        concurrency=services.settings.concurrent_updates,
+                    ),
+                    access_log=None,
+                )
                 await site_runner.setup()
                 await web.TCPSite(site_runner, webhook.host, webhook.port).start()
                 await app.bot.set_webhook(
                     url=webhook.public_url.rstrip("/") + WEBHOOK_PATH,
-                    secret_token=webhook.secret, allowed_updates=ALLOWED_UPDATES,
+                    secret_token=webhook.secret,
+                    allowed_updates=ALLOWED_UPDATES,
                     max_connections=min(100, services.settings.concurrent_updates * 2),
                 )
             yield app
@@ -79,12 +86,17 @@ async def serve(settings: Settings, *, webhook: bool) -> None:
     if webhook:
         if not settings.webhook_url:
             raise ConfigError("Setting WEBHOOK_URL is needed for --webhook.")
-        secret = (settings.webhook_secret.get_secret_value() if settings.webhook_secret
-                  else secrets.token_urlsafe(32))
+        secret = (
+            settings.webhook_secret.get_secret_value()
+            if settings.webhook_secret
+            else secrets.token_urlsafe(32)
+        )
         hook = Webhook(settings.webhook_url, settings.listen_host, settings.listen_port, secret)
     try:
         async with running(services, hook):
-            log.info("Suara is running (%s); press Ctrl+C to stop", "webhook" if hook else "polling")
+            log.info(
+                "Suara is running (%s); press Ctrl+C to stop", "webhook" if hook else "polling"
+            )
             await stop.wait()
     finally:
         await services.db.dispose()

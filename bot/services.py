@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.conversation import Conversations
+from bot.pacing import Pacer
 from bot.surveys import SurveyCatalog
 from storage.db import Database
 
@@ -16,3 +17,4 @@ class Services:
     db: Database
     catalog: SurveyCatalog
     conversations: Conversations
+    pacer: Pacer

@@ -6,6 +6,7 @@ flight; versions are immutable, so the parsed cache never needs invalidating.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,17 @@ class SyncReport:
     rejected: tuple[str, ...]  # one sentence per broken file
 
 
+def _read_surveys(directory: Path) -> list[tuple[Path, str | None]]:
+    """Every `*.yaml` file's text, or None where it cannot be read."""
+    found: list[tuple[Path, str | None]] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            found.append((path, path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            found.append((path, None))
+    return found
+
+
 class SurveyCatalog:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -45,16 +57,17 @@ class SurveyCatalog:
         added: list[str] = []
         unchanged: list[str] = []
         rejected: list[str] = []
-        for path in sorted(directory.glob("*.yaml")):
+        for path, text in await asyncio.to_thread(_read_surveys, directory):
             try:
-                text = path.read_text(encoding="utf-8")
+                if text is None:
+                    raise OSError
                 survey = load_survey(text, source=str(path))
             except SurveyDefinitionError as error:
                 rejected.append(str(error))
                 log.error("%s", error)
                 continue
-            except (OSError, UnicodeDecodeError) as error:
-                rejected.append(f"{path}: cannot be read ({error.__class__.__name__}).")
+            except OSError:
+                rejected.append(f"{path}: the file cannot be read as UTF-8 text.")
                 log.error("%s", rejected[-1])
                 continue
             pinned, is_new = await self.register(survey, text)

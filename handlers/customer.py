@@ -60,11 +60,15 @@ def _reply(outcome: Outcome) -> Reply | None:
     return None
 
 
+async def _say(update: Update, context: Context, reply: Reply) -> None:
+    assert update.effective_chat is not None
+    await send(context.bot, context.services.pacer, update.effective_chat.id, reply)
+
+
 async def _send_outcome(update: Update, context: Context, outcome: Outcome) -> None:
     reply = _reply(outcome)
     if reply is not None:
-        assert update.effective_chat is not None
-        await send(context.bot, update.effective_chat.id, reply)
+        await _say(update, context, reply)
     if isinstance(outcome, LanguageSet) and outcome.question is not None:
         await _send_outcome(update, context, outcome.question)
 
@@ -88,8 +92,7 @@ async def text(update: Update, context: Context) -> None:
 async def language(update: Update, context: Context) -> None:
     """Offers the languages, marking the current one."""
     locale = await context.services.conversations.locale_of(_person(update))
-    assert update.effective_chat is not None
-    await send(context.bot, update.effective_chat.id, render.language_menu(locale))
+    await _say(update, context, render.language_menu(locale))
 
 
 async def stop(update: Update, context: Context) -> None:
@@ -102,33 +105,29 @@ async def privacy(update: Update, context: Context) -> None:
     """Shows the privacy notice in the reader's language."""
     conversations = context.services.conversations
     locale = await conversations.locale_of(_person(update))
-    assert update.effective_chat is not None
-    await send(context.bot, update.effective_chat.id, render.privacy(conversations.notice.text(locale)))
+    await _say(update, context, render.privacy(conversations.notice.text(locale)))
 
 
 async def help_command(update: Update, context: Context) -> None:
     """Lists what the customer can do."""
     locale = await context.services.conversations.locale_of(_person(update))
-    assert update.effective_chat is not None
-    await send(context.bot, update.effective_chat.id, render.help_text(locale))
+    await _say(update, context, render.help_text(locale))
 
 
 async def unknown_command(update: Update, context: Context) -> None:
     """Answers a command the bot does not know with one sentence."""
     locale = await context.services.conversations.locale_of(_person(update))
-    assert update.effective_chat is not None
     with use_locale(locale):
         message = _("Sorry, I do not know that command. Send /help to see what I can do.")
-    await send(context.bot, update.effective_chat.id, Reply(message))
+    await _say(update, context, Reply(message))
 
 
 async def unsupported(update: Update, context: Context) -> None:
     """Answers stickers, photos and the like, which no question accepts."""
     locale = await context.services.conversations.locale_of(_person(update))
-    assert update.effective_chat is not None
     with use_locale(locale):
         message = _("Please answer with the buttons, or type your answer as text.")
-    await send(context.bot, update.effective_chat.id, Reply(message))
+    await _say(update, context, Reply(message))
 
 
 async def press(update: Update, context: Context) -> None:
@@ -141,13 +140,18 @@ async def press(update: Update, context: Context) -> None:
     match parsed:
         case callbacks.SurveyPress():
             outcome = await conversations.press(
-                update.update_id, person, parsed.session_id, parsed.index, parsed.action,
+                update.update_id,
+                person,
+                parsed.session_id,
+                parsed.index,
+                parsed.action,
                 parsed.value,
             )
         case callbacks.NoticePress(choice="language"):
             await answer(query)
-            notice = ShowNotice(parsed.locale, conversations.notice.text(parsed.locale),
-                                parsed.payload)
+            notice = ShowNotice(
+                parsed.locale, conversations.notice.text(parsed.locale), parsed.payload
+            )
             await edit(query, render.notice(notice))
             return
         case callbacks.NoticePress():
@@ -158,8 +162,11 @@ async def press(update: Update, context: Context) -> None:
             if not isinstance(outcome, Duplicate):
                 await answer(query)
                 with use_locale(parsed.locale):
-                    mark = _("✅ You agreed to the privacy notice.") if agreed else _(
-                        "You declined the privacy notice.")
+                    mark = (
+                        _("✅ You agreed to the privacy notice.")
+                        if agreed
+                        else _("You declined the privacy notice.")
+                    )
                 await edit(query, Reply(mark))
                 await _send_outcome(update, context, outcome)
             else:
@@ -180,8 +187,12 @@ async def press(update: Update, context: Context) -> None:
 
     if isinstance(outcome, Question | Completed):
         await answer(query)
-        await edit(query, render.question(outcome) if isinstance(outcome, Question)
-                   else render.completed(outcome))
+        await edit(
+            query,
+            render.question(outcome)
+            if isinstance(outcome, Question)
+            else render.completed(outcome),
+        )
     elif isinstance(outcome, Info):
         await answer(query, render.info(outcome).text, alert=True)
     else:

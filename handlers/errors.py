@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.error import Forbidden, NetworkError
+from telegram.error import Forbidden, NetworkError, RetryAfter
 
 from bot.i18n import gettext as _
 from bot.i18n import resolve_locale, use_locale
@@ -22,8 +22,10 @@ async def on_error(update: object, context: Context) -> None:
         log.info("update %s: the user blocked the bot", update_id)
         return
     log.error("update %s failed", update_id, exc_info=error)
-    if not isinstance(update, Update) or update.effective_chat is None or isinstance(
-        error, NetworkError
+    if (
+        not isinstance(update, Update)
+        or update.effective_chat is None
+        or isinstance(error, NetworkError | RetryAfter)
     ):
         return
     user = update.effective_user

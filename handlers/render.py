@@ -5,11 +5,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from flows.engine import Reject
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.conversation import Completed, Info, InfoKind, Question, Rejected, ShowNotice
 from bot.i18n import LOCALES, N_, gettext, number, use_locale
+from flows.engine import Reject
 from flows.schema import Question as SurveyQuestion
 from flows.schema import localized
 from handlers import callbacks
@@ -51,7 +51,7 @@ REJECT: dict[str, str] = {
     "not_an_integer": N_("Please type a whole number, without decimals."),
     "too_small": N_("The number must be at least {min}."),
     "too_large": N_("The number must be at most {max}."),
-    "out_of_range": N_("Please choose a value from {min} to {max}."),
+    "out_of_range": N_("Please give a value from {min} to {max}."),
     "unknown_option": N_("Please choose one of the options."),
     "too_few": N_("Please choose at least {min} options."),
     "too_many": N_("Please choose at most {max} options."),
@@ -97,8 +97,10 @@ def rejected(outcome: Rejected) -> Reply:
 
 def reject_text(reject: Reject) -> str:
     template = _(REJECT.get(reject.reason, N_("Please check your answer and try again.")))
-    params = {key: number(value, 2) if isinstance(value, int | float) else value
-              for key, value in reject.params.items()}
+    params = {
+        key: number(value, 2) if isinstance(value, int | float) else value
+        for key, value in reject.params.items()
+    }
     return template.format(**params)
 
 
@@ -114,11 +116,19 @@ def notice(outcome: ShowNotice) -> Reply:
     with use_locale(locale):
         rows = [
             [
-                InlineKeyboardButton(_("✅ I agree"), callback_data=callbacks.notice("y", locale, outcome.payload)),
-                InlineKeyboardButton(_("Decline"), callback_data=callbacks.notice("n", locale, outcome.payload)),
+                InlineKeyboardButton(
+                    _("✅ I agree"), callback_data=callbacks.notice("y", locale, outcome.payload)
+                ),
+                InlineKeyboardButton(
+                    _("Decline"), callback_data=callbacks.notice("n", locale, outcome.payload)
+                ),
             ],
-            [InlineKeyboardButton(LANGUAGE_NAMES[other],
-                                  callback_data=callbacks.notice("l", other, outcome.payload))],
+            [
+                InlineKeyboardButton(
+                    LANGUAGE_NAMES[other],
+                    callback_data=callbacks.notice("l", other, outcome.payload),
+                )
+            ],
         ]
         return Reply(html.escape(outcome.text), InlineKeyboardMarkup(rows))
 
@@ -130,8 +140,10 @@ def privacy(text: str) -> Reply:
 def language_menu(locale: str) -> Reply:
     with use_locale(locale):
         buttons = [
-            InlineKeyboardButton(("✓ " if code == locale else "") + LANGUAGE_NAMES[code],
-                                 callback_data=callbacks.language(code))
+            InlineKeyboardButton(
+                ("✓ " if code == locale else "") + LANGUAGE_NAMES[code],
+                callback_data=callbacks.language(code),
+            )
             for code in LOCALES
         ]
         return Reply(_("Choose your language:"), InlineKeyboardMarkup([buttons]))
@@ -139,8 +151,11 @@ def language_menu(locale: str) -> Reply:
 
 def language_set(locale: str) -> Reply:
     with use_locale(locale):
-        return Reply(_("Language set to English.") if locale == "en"
-                     else _("Language set to Bahasa Indonesia."))
+        return Reply(
+            _("Language set to English.")
+            if locale == "en"
+            else _("Language set to Bahasa Indonesia.")
+        )
 
 
 def completed(outcome: Completed) -> Reply:
@@ -159,8 +174,13 @@ def question(outcome: Question) -> Reply:
             lines += [html.escape(localized(survey.intro, locale, survey.default_locale)), ""]
         elif outcome.resumed:
             lines += [_("Let's continue where you left off."), ""]
-        lines.append("<b>" + _("Question {position} of {total}").format(
-            position=number(ask.position, 0), total=number(ask.total, 0)) + "</b>")
+        lines.append(
+            "<b>"
+            + _("Question {position} of {total}").format(
+                position=number(ask.position, 0), total=number(ask.total, 0)
+            )
+            + "</b>"
+        )
         lines.append(html.escape(localized(q.text, locale, survey.default_locale)))
         hint = _hint(q)
         if hint:
@@ -168,23 +188,24 @@ def question(outcome: Question) -> Reply:
         rows = _answer_rows(outcome.session_id, index, q, ask.draft, locale, survey.default_locale)
         nav = []
         if ask.position > 1:
-            nav.append(InlineKeyboardButton(_("« Back"), callback_data=callbacks.survey(
-                outcome.session_id, index, "back")))
+            nav.append(
+                InlineKeyboardButton(
+                    _("« Back"), callback_data=callbacks.survey(outcome.session_id, index, "back")
+                )
+            )
         if q.optional:
-            nav.append(InlineKeyboardButton(_("Skip »"), callback_data=callbacks.survey(
-                outcome.session_id, index, "skip")))
+            nav.append(
+                InlineKeyboardButton(
+                    _("Skip »"), callback_data=callbacks.survey(outcome.session_id, index, "skip")
+                )
+            )
         if nav:
             rows.append(nav)
         return Reply("\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)
 
 
 def _hint(q: SurveyQuestion) -> str:
-    if q.type == "rating":
-        return _("1 = very dissatisfied, {scale} = very satisfied").format(scale=q.scale)
-    if q.type == "nps":
-        return _("0 = not at all likely, 10 = extremely likely")
-    if q.type == "ces":
-        return _("1 = very difficult, 7 = very easy")
+    """How to answer, where buttons alone do not say it (scale anchors are the survey's words)."""
     if q.type == "multi":
         return _("Choose all that apply, then press Done.")
     if q.type == "text":
@@ -194,17 +215,26 @@ def _hint(q: SurveyQuestion) -> str:
     return ""
 
 
-def _answer_rows(session_id: int, index: int, q: SurveyQuestion, draft: tuple[str, ...],
-                 locale: str, default: str) -> list[list[InlineKeyboardButton]]:
+def _answer_rows(
+    session_id: int,
+    index: int,
+    q: SurveyQuestion,
+    draft: tuple[str, ...],
+    locale: str,
+    default: str,
+) -> list[list[InlineKeyboardButton]]:
     def button(label: str, action: str, value: object) -> InlineKeyboardButton:
-        return InlineKeyboardButton(label, callback_data=callbacks.survey(
-            session_id, index, action, value))  # type: ignore[arg-type]
+        return InlineKeyboardButton(
+            label, callback_data=callbacks.survey(session_id, index, action, value)
+        )  # type: ignore[arg-type]
 
     if q.type == "rating":
         return [[button(f"{value}⭐", "answer", value) for value in range(1, q.scale + 1)]]
     if q.type == "nps":
-        return [[button(str(v), "answer", v) for v in range(0, 6)],
-                [button(str(v), "answer", v) for v in range(6, 11)]]
+        return [
+            [button(str(v), "answer", v) for v in range(0, 6)],
+            [button(str(v), "answer", v) for v in range(6, 11)],
+        ]
     if q.type == "ces":
         return [[button(str(v), "answer", v) for v in range(1, 8)]]
     if q.type == "yesno":
@@ -212,8 +242,16 @@ def _answer_rows(session_id: int, index: int, q: SurveyQuestion, draft: tuple[st
     if q.type == "choice":
         return [[button(localized(o.text, locale, default), "answer", o.id)] for o in q.options]
     if q.type == "multi":
-        rows = [[button(("☑️ " if o.id in draft else "⬜ ") + localized(o.text, locale, default),
-                        "toggle", o.id)] for o in q.options]
+        rows = [
+            [
+                button(
+                    ("☑️ " if o.id in draft else "⬜ ") + localized(o.text, locale, default),
+                    "toggle",
+                    o.id,
+                )
+            ]
+            for o in q.options
+        ]
         rows.append([button(_("Done ✔"), "done", None)])
         return rows
     return []

@@ -13,37 +13,61 @@ from telegram.error import BadRequest, RetryAfter
 from telegram.ext import ExtBot
 
 from bot import webhook_reply
+from bot.pacing import Pacer
 from handlers.render import Reply
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_WAIT = 30.0
+ATTEMPTS = 4
 
 
-async def _with_flood_wait(call: Callable[[], Awaitable[T]]) -> T:
-    """Telegram asked us to wait: wait once (bounded), then try again."""
-    try:
-        return await call()
-    except RetryAfter as error:
-        wait = error.retry_after
-        seconds = wait if isinstance(wait, int | float) else wait.total_seconds()
-        await asyncio.sleep(min(float(seconds), MAX_WAIT))
-        return await call()
+def _seconds(error: RetryAfter) -> float:
+    wait = error.retry_after
+    return float(wait if isinstance(wait, int | float) else wait.total_seconds())
 
 
-async def send(bot: ExtBot[None], chat_id: int, reply: Reply) -> Message:
-    return await _with_flood_wait(lambda: bot.send_message(
-        chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.markup,
-        link_preview_options=None,
-    ))
+async def _with_flood_wait(
+    call: Callable[[], Awaitable[T]], pacer: Pacer | None = None, chat_id: int = 0
+) -> T:
+    """Pace the call, and when Telegram still says 429, wait as asked and try again."""
+    for attempt in range(ATTEMPTS):
+        if pacer is not None:
+            await pacer.acquire(chat_id)
+        try:
+            return await call()
+        except RetryAfter as error:
+            if attempt == ATTEMPTS - 1:
+                raise
+            seconds = min(_seconds(error), MAX_WAIT)
+            if pacer is not None:
+                pacer.pause(seconds)
+            else:
+                await asyncio.sleep(seconds)
+    raise AssertionError("unreachable")
+
+
+async def send(bot: ExtBot[None], pacer: Pacer, chat_id: int, reply: Reply) -> Message:
+    return await _with_flood_wait(
+        lambda: bot.send_message(
+            chat_id,
+            reply.text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=reply.markup,
+        ),
+        pacer,
+        chat_id,
+    )
 
 
 async def edit(query: CallbackQuery, reply: Reply) -> None:
     """Turn the pressed message into `reply`; an identical edit is not an error to the user."""
     try:
-        await _with_flood_wait(lambda: query.edit_message_text(
-            reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.markup
-        ))
+        await _with_flood_wait(
+            lambda: query.edit_message_text(
+                reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.markup
+            )
+        )
     except BadRequest as error:
         if "not modified" not in error.message:
             raise
@@ -51,8 +75,9 @@ async def edit(query: CallbackQuery, reply: Reply) -> None:
 
 async def answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
     """Stop the button's spinner, in the webhook answer when there is one."""
-    if webhook_reply.offer("answerCallbackQuery", callback_query_id=query.id, text=text,
-                           show_alert=alert or None):
+    if webhook_reply.offer(
+        "answerCallbackQuery", callback_query_id=query.id, text=text, show_alert=alert or None
+    ):
         return
     try:
         await query.answer(text, show_alert=alert)

@@ -33,11 +33,19 @@ class AuditEntry:
     details: dict[str, Any]
 
 
-def _digest(prev_hash: str, at: datetime, actor: str, action: str, target: str | None,
-            outcome: str, details: str) -> str:
+def _digest(
+    prev_hash: str,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str | None,
+    outcome: str,
+    details: str,
+) -> str:
     body = json.dumps(
         [prev_hash, at.isoformat(timespec="microseconds"), actor, action, target, outcome, details],
-        separators=(",", ":"), ensure_ascii=False,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -59,12 +67,20 @@ async def append(
     )
     prev_hash = previous or GENESIS
     at = now()
-    text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(
+        dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     digest = _digest(prev_hash, at, actor, action, target, outcome, text)
     await connection.execute(
         sa.insert(audit_log).values(
-            at=at, actor=actor, action=action, target=target, outcome=outcome, details=text,
-            prev_hash=prev_hash, hash=digest,
+            at=at,
+            actor=actor,
+            action=action,
+            target=target,
+            outcome=outcome,
+            details=text,
+            prev_hash=prev_hash,
+            hash=digest,
         )
     )
 
@@ -74,16 +90,18 @@ async def verify(connection: AsyncConnection) -> int | None:
     prev_hash = GENESIS
     rows = await connection.stream(sa.select(audit_log).order_by(audit_log.c.id))
     async for row in rows:
-        expected = _digest(prev_hash, row.at, row.actor, row.action, row.target, row.outcome,
-                           row.details)
+        expected = _digest(
+            prev_hash, row.at, row.actor, row.action, row.target, row.outcome, row.details
+        )
         if row.prev_hash != prev_hash or row.hash != expected:
             return row.id
         prev_hash = row.hash
     return None
 
 
-async def entries(connection: AsyncConnection, *, actor: str | None = None,
-                  limit: int = 100) -> list[AuditEntry]:
+async def entries(
+    connection: AsyncConnection, *, actor: str | None = None, limit: int = 100
+) -> list[AuditEntry]:
     statement = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
     if actor is not None:
         statement = statement.where(audit_log.c.actor == actor)

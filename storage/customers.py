@@ -48,8 +48,14 @@ _COLUMNS = (
 
 def _customer(row: sa.Row) -> Customer:
     return Customer(
-        row.id, row.telegram_id, row.locale, row.branch_id, row.consent_version, row.consent_at,
-        row.opted_out, row.blocked,
+        row.id,
+        row.telegram_id,
+        row.locale,
+        row.branch_id,
+        row.consent_version,
+        row.consent_at,
+        row.opted_out,
+        row.blocked,
     )
 
 
@@ -60,7 +66,9 @@ async def by_telegram_id(connection: AsyncConnection, telegram_id: int) -> Custo
 
 
 async def by_id(connection: AsyncConnection, customer_id: int) -> Customer | None:
-    row = (await connection.execute(sa.select(*_COLUMNS).where(customers.c.id == customer_id))).first()
+    row = (
+        await connection.execute(sa.select(*_COLUMNS).where(customers.c.id == customer_id))
+    ).first()
     return None if row is None else _customer(row)
 
 
@@ -88,10 +96,14 @@ async def record_decision(
         changes.update(consent_version=version, consent_at=moment, locale=locale)
     else:
         changes.update(consent_version=None, consent_at=None)
-    await connection.execute(sa.update(customers).where(customers.c.id == customer_id).values(**changes))
+    await connection.execute(
+        sa.update(customers).where(customers.c.id == customer_id).values(**changes)
+    )
     await connection.execute(
         sa.insert(consents).values(
-            customer_id=customer_id, version=version, decision="agree" if agreed else "decline",
+            customer_id=customer_id,
+            version=version,
+            decision="agree" if agreed else "decline",
             at=moment,
         )
     )
@@ -103,7 +115,9 @@ async def record_decision(
 async def update(connection: AsyncConnection, customer_id: int, **values: object) -> None:
     """Change profile fields (locale, branch_id, opted_out, blocked, name, phone...)."""
     values.setdefault("last_active_at", now())
-    await connection.execute(sa.update(customers).where(customers.c.id == customer_id).values(**values))
+    await connection.execute(
+        sa.update(customers).where(customers.c.id == customer_id).values(**values)
+    )
 
 
 async def consent_history(connection: AsyncConnection, customer_id: int) -> list[Consent]:

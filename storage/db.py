@@ -24,12 +24,18 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """Build the engine; for SQLite create the file's folder and set the pragmas."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True,
-                                   pool_pre_ping=True)
+        return create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            hide_parameters=True,
+            pool_pre_ping=True,
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
-                                 hide_parameters=True)
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -69,7 +75,9 @@ class Database:
     async def current_revision(self) -> str | None:
         async with self.engine.connect() as connection:
             try:
-                result = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+                result = await connection.execute(
+                    sa.text("SELECT version_num FROM alembic_version")
+                )
             except sa.exc.DBAPIError:
                 return None
             return result.scalar_one_or_none()

@@ -1,8 +1,8 @@
 """Errors the storage layer raises on purpose.
 
-    StorageError
-    ├── VersionConflict    a versioned update found the row changed by someone else
-    └── SchemaOutOfDate    the database is not at the migration head the code expects
+StorageError
+├── VersionConflict    a versioned update found the row changed by someone else
+└── SchemaOutOfDate    the database is not at the migration head the code expects
 """
 
 from __future__ import annotations

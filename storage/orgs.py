@@ -38,7 +38,9 @@ async def ensure_region(connection: AsyncConnection, code: str, name: str) -> Re
         result = await connection.execute(sa.insert(regions).values(code=code, name=name))
         return Region(result.inserted_primary_key[0], code, name)
     if found.name != name:
-        await connection.execute(sa.update(regions).where(regions.c.id == found.id).values(name=name))
+        await connection.execute(
+            sa.update(regions).where(regions.c.id == found.id).values(name=name)
+        )
     return Region(found.id, code, name)
 
 
@@ -52,13 +54,17 @@ async def ensure_branch(
 ) -> Branch:
     """Create the branch or bring the existing one with that code up to date."""
     values = {"name": name, "region_id": region.id, "timezone": timezone, "survey_key": survey_key}
-    found = (await connection.execute(sa.select(branches.c.id).where(branches.c.code == code))).first()
+    found = (
+        await connection.execute(sa.select(branches.c.id).where(branches.c.code == code))
+    ).first()
     if found is None:
         result = await connection.execute(sa.insert(branches).values(code=code, **values))
         branch_id = result.inserted_primary_key[0]
     else:
         branch_id = found.id
-        await connection.execute(sa.update(branches).where(branches.c.id == branch_id).values(**values))
+        await connection.execute(
+            sa.update(branches).where(branches.c.id == branch_id).values(**values)
+        )
     return Branch(branch_id, code, name, region.id, timezone, survey_key)
 
 

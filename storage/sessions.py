@@ -45,8 +45,14 @@ class StoredAnswer:
 
 def _session(row: sa.Row) -> Session:
     return Session(
-        row.id, row.customer_id, row.survey_id, row.branch_id, row.status, json.loads(row.state),
-        row.version, row.completed_at,
+        row.id,
+        row.customer_id,
+        row.survey_id,
+        row.branch_id,
+        row.status,
+        json.loads(row.state),
+        row.version,
+        row.completed_at,
     )
 
 
@@ -64,12 +70,24 @@ async def create(
     moment = now()
     result = await connection.execute(
         sa.insert(survey_sessions).values(
-            customer_id=customer_id, survey_id=survey_id, branch_id=branch_id, status=OPEN,
-            state=_dump(state), version=1, started_at=moment, updated_at=moment,
+            customer_id=customer_id,
+            survey_id=survey_id,
+            branch_id=branch_id,
+            status=OPEN,
+            state=_dump(state),
+            version=1,
+            started_at=moment,
+            updated_at=moment,
         )
     )
     return Session(
-        result.inserted_primary_key[0], customer_id, survey_id, branch_id, OPEN, dict(state), 1,
+        result.inserted_primary_key[0],
+        customer_id,
+        survey_id,
+        branch_id,
+        OPEN,
+        dict(state),
+        1,
         None,
     )
 
@@ -118,7 +136,8 @@ async def last_completed(
             survey_sessions.c.customer_id == customer_id,
             survey_sessions.c.status == COMPLETED,
             surveys.c.key == survey_key,
-            survey_sessions.c.branch_id.is_(None) if branch_id is None
+            survey_sessions.c.branch_id.is_(None)
+            if branch_id is None
             else survey_sessions.c.branch_id == branch_id,
         )
         .order_by(survey_sessions.c.completed_at.desc())
@@ -152,16 +171,25 @@ async def save(
     if result.rowcount != 1:
         raise VersionConflict(f"session {session.id} changed since version {session.version}")
     return Session(
-        session.id, session.customer_id, session.survey_id, session.branch_id,
-        status or session.status, dict(state) if state is not None else session.state,
-        session.version + 1, moment if status == COMPLETED else session.completed_at,
+        session.id,
+        session.customer_id,
+        session.survey_id,
+        session.branch_id,
+        status or session.status,
+        dict(state) if state is not None else session.state,
+        session.version + 1,
+        moment if status == COMPLETED else session.completed_at,
     )
 
 
 def answer_columns(question_type: str, value: Any) -> dict[str, Any]:
     """Spread a normalised engine value over the typed answer columns."""
-    columns: dict[str, Any] = {"value_number": None, "value_choice": None, "value_text": None,
-                               "skipped": value is None}
+    columns: dict[str, Any] = {
+        "value_number": None,
+        "value_choice": None,
+        "value_text": None,
+        "skipped": value is None,
+    }
     if value is None:
         return columns
     if question_type in ("rating", "nps", "ces", "number"):
@@ -195,7 +223,10 @@ def _answer_value(row: sa.Row) -> Any:
 
 
 async def record_answer(
-    connection: AsyncConnection, session_id: int, question_id: str, question_type: str,
+    connection: AsyncConnection,
+    session_id: int,
+    question_id: str,
+    question_type: str,
     value: Any,
 ) -> None:
     """Store (or, after going back, replace) one answer; a skip is stored as skipped."""
@@ -203,14 +234,19 @@ async def record_answer(
         connection,
         answers,
         {
-            "session_id": session_id, "question_id": question_id, "question_type": question_type,
-            "answered_at": now(), **answer_columns(question_type, value),
+            "session_id": session_id,
+            "question_id": question_id,
+            "question_type": question_type,
+            "answered_at": now(),
+            **answer_columns(question_type, value),
         },
         keys=("session_id", "question_id"),
     )
 
 
-async def keep_only(connection: AsyncConnection, session_id: int, question_ids: Iterable[str]) -> None:
+async def keep_only(
+    connection: AsyncConnection, session_id: int, question_ids: Iterable[str]
+) -> None:
     """Drop answers to questions that fell off the final path (changed after going back)."""
     await connection.execute(
         sa.delete(answers).where(

@@ -46,7 +46,9 @@ async def register(
     )
     if (row := same.first()) is not None:
         return _version(row), False
-    latest = await connection.scalar(sa.select(sa.func.max(surveys.c.version)).where(surveys.c.key == key))
+    latest = await connection.scalar(
+        sa.select(sa.func.max(surveys.c.version)).where(surveys.c.key == key)
+    )
     version = (latest or 0) + 1
     result = await connection.execute(
         sa.insert(surveys).values(
@@ -79,7 +81,10 @@ async def create_link(
     token = secrets.token_urlsafe(9)
     await connection.execute(
         sa.insert(survey_links).values(
-            token=token, survey_key=survey_key, branch_id=branch_id, expires_at=expires_at,
+            token=token,
+            survey_key=survey_key,
+            branch_id=branch_id,
+            expires_at=expires_at,
             created_at=now(),
         )
     )
@@ -87,8 +92,14 @@ async def create_link(
 
 
 async def link(connection: AsyncConnection, token: str) -> SurveyLink | None:
-    row = (await connection.execute(sa.select(survey_links).where(survey_links.c.token == token))).first()
-    return None if row is None else SurveyLink(row.token, row.survey_key, row.branch_id, row.expires_at)
+    row = (
+        await connection.execute(sa.select(survey_links).where(survey_links.c.token == token))
+    ).first()
+    return (
+        None
+        if row is None
+        else SurveyLink(row.token, row.survey_key, row.branch_id, row.expires_at)
+    )
 
 
 async def links(connection: AsyncConnection) -> list[SurveyLink]:

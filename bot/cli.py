@@ -1,0 +1,100 @@
+"""Command line: run the bot, the demo, and the operator's commands.
+
+A user error (bad setting, missing key, unknown survey) prints one sentence and exits with 2;
+only a fault in Suara itself shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.config import Settings, load_settings
+from bot.errors import SuaraError
+
+log = logging.getLogger("suara")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_bot.py", description="Suara survey bot")
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="serve Telegram's webhook (WEBHOOK_URL) instead of polling",
+    )
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="run the bot (the default)")
+    run.add_argument("--webhook", action="store_true", help="serve the webhook instead of polling")
+    demo = commands.add_parser("demo", help="simulated customers against a local Bot API emulator")
+    demo.add_argument("--customers", type=int, default=100, help="how many (default 100)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed for the customers")
+    init = commands.add_parser("init", help="prepare the database")
+    init.add_argument(
+        "--example", action="store_true", help="load the example organisation and print deep links"
+    )
+    return parser
+
+
+def _configure_logging(settings: Settings | None, quiet: bool = False) -> None:
+    level = (
+        logging.WARNING if quiet else getattr(logging, settings.log_level if settings else "INFO")
+    )
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx/aiohttp would log every request URL, which carries the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            _configure_logging(None, quiet=True)
+            return _run(lambda: run_demo(customers=args.customers, seed=args.seed))
+        settings = load_settings()
+        _configure_logging(settings)
+        if args.command == "init":
+            return _run(lambda: _init(settings, example=args.example))
+        from bot.runner import serve
+
+        return _run(lambda: serve(settings, webhook=args.webhook))
+    except SuaraError as error:
+        print(f"suara: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(make: Callable[[], Awaitable[int | None]]) -> int:
+    try:
+        result = asyncio.run(make())  # type: ignore[arg-type]
+    except SuaraError as error:
+        print(f"suara: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+async def _init(settings: Settings, *, example: bool) -> int:
+    from bot.app import open_services
+    from bot.example import load_example
+
+    services = await open_services(settings)
+    try:
+        if not example:
+            print("Database ready.")
+            return 0
+        async with services.db.transaction() as connection:
+            payloads = await load_example(connection)
+        bot = "<your_bot>"
+        print("Example organisation loaded. Open these links in Telegram:")
+        for payload in payloads:
+            print(f"  https://t.me/{bot}?start={payload}")
+        print("(replace <your_bot> with your bot's username from @BotFather)")
+        return 0
+    finally:
+        await services.db.dispose()

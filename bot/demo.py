@@ -1,0 +1,212 @@
+"""`python run_bot.py demo`: the whole system, offline, in well under a minute.
+
+It starts the local Bot API emulator, runs the real bot against it (python-telegram-bot over
+HTTP, a fresh SQLite database), seeds the example organisation and lets simulated customers
+open branch deep links and answer — some in English, some going back, some giving up half way
+— then prints each branch's summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from bot.analytics import BranchSummary, branch_summaries
+from bot.app import open_services
+from bot.config import load_settings
+from bot.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.example import BRANCHES, load_example
+from bot.runner import running
+from flows.schema import Survey, localized
+from storage.crypto import set_keyring
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "123456:DEMO-TOKEN"
+WAIT = 30.0
+
+# Each branch's customers lean a different way, so the summary has something to say.
+MOOD = {"JKT01": 0.85, "BDG01": 0.65, "MKS01": 0.45, "JYP01": 0.7}
+COMMENTS = {
+    "id": [
+        "Pelayanan cepat dan ramah.",
+        "Antrean terlalu lama.",
+        "Teller sangat membantu.",
+        "Ruang tunggu kurang nyaman.",
+    ],
+    "en": [
+        "Quick and friendly service.",
+        "The queue was too long.",
+        "Very helpful teller.",
+        "The waiting area was uncomfortable.",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Persona:
+    number: int
+    branch: str
+    locale: str
+    goes_back: bool
+    gives_up_after: int | None
+
+
+def _personas(count: int, rng: random.Random) -> list[Persona]:
+    codes = [branch.code for branch in BRANCHES]
+    return [
+        Persona(
+            number=n,
+            branch=codes[n % len(codes)],
+            locale="en" if rng.random() < 0.3 else "id",
+            goes_back=rng.random() < 0.15,
+            gives_up_after=rng.choice((1, 2, 3)) if rng.random() < 0.1 else None,
+        )
+        for n in range(count)
+    ]
+
+
+def _survey_index(message: SimMessage) -> int | None:
+    for data in message.button_data:
+        if data.startswith("q:"):
+            return int(data.split(":")[2])
+    return None
+
+
+def _same_message(message_id: int, message: SimMessage) -> bool:
+    return message.message_id == message_id
+
+
+def _pick(question_type: str, mood: float, rng: random.Random, scale: int) -> int:
+    happy = rng.random() < mood
+    if question_type == "nps":
+        return rng.choice((9, 10, 9, 8)) if happy else rng.choice((2, 4, 5, 6, 7))
+    top = 7 if question_type == "ces" else scale
+    return rng.choice((top, top - 1)) if happy else rng.randint(1, max(1, top - 2))
+
+
+async def _answer(
+    user: SimUser, survey: Survey, message: SimMessage, persona: Persona, rng: random.Random
+) -> None:
+    """Answer the question on `message` the way this persona would."""
+    index = _survey_index(message)
+    assert index is not None
+    question = survey.questions[index]
+    mood = MOOD[persona.branch]
+    if question.optional and rng.random() < 0.2:
+        await user.press(message, next(d for d in message.button_data if d.endswith(":s")))
+        return
+    kind = str(question.type)
+    if kind in ("rating", "nps", "ces"):
+        value = _pick(kind, mood, rng, question.scale or 5)
+        await user.press(message, next(d for d in message.button_data if d.endswith(f":a:{value}")))
+    elif kind in ("choice", "yesno"):
+        choices = [d for d in message.button_data if ":a:" in d]
+        await user.press(message, rng.choice(choices))
+    elif kind == "multi":
+        toggles = [d for d in message.button_data if ":t:" in d]
+        for data in rng.sample(toggles, k=min(len(toggles), rng.randint(1, 2))):
+            await user.press(message, data)
+            message = await user.wait_for(partial(_same_message, message.message_id), WAIT)
+        await user.press(message, next(d for d in message.button_data if d.endswith(":d")))
+    elif kind == "number":
+        low = int(question.min if question.min is not None else 0)
+        high = int(question.max if question.max is not None else 30)
+        await user.send_text(str(rng.randint(low, min(high, low + 30))))
+    else:
+        await user.send_text(rng.choice(COMMENTS[persona.locale]))
+
+
+async def _customer(
+    emulator: BotApiEmulator, survey: Survey, persona: Persona, rng: random.Random
+) -> None:
+    """One customer from the first tap to the outro (or to giving up)."""
+    user = emulator.user(
+        700_000 + persona.number,
+        first_name=f"Nasabah {persona.number}",
+        language_code=persona.locale,
+    )
+    await asyncio.sleep(rng.uniform(0, 6))
+    await user.start(f"b_{persona.branch}")
+    notice = await user.wait_for(lambda m: any(d.startswith("k:y") for d in m.button_data), WAIT)
+    await user.press(notice, next(d for d in notice.button_data if d.startswith("k:y")))
+    outro = localized(survey.outro, persona.locale, survey.default_locale)[:20]
+
+    def is_step(message: SimMessage) -> bool:
+        return _survey_index(message) is not None or message.body.startswith(outro)
+
+    message = await user.wait_for(is_step, WAIT)
+    answered, went_back = 0, False
+    while _survey_index(message) is not None:
+        if persona.gives_up_after is not None and answered >= persona.gives_up_after:
+            return
+        await asyncio.sleep(rng.uniform(0.05, 0.4))
+        back = next((d for d in message.button_data if d.endswith(":b")), None)
+        if persona.goes_back and not went_back and back is not None:
+            went_back = True
+            await user.press(message, back)
+        else:
+            await _answer(user, survey, message, persona, rng)
+            answered += 1
+        message = await user.wait_for(is_step, WAIT)
+
+
+def _print_summary(rows: list[BranchSummary], elapsed: float, customers: int) -> None:
+    def pct(share: float | None) -> str:
+        return "-" if share is None else f"{share * 100:5.1f}%"
+
+    print(f"\nSuara demo: {customers} simulated customers, {elapsed:.1f} s\n")
+    header = f"{'branch':<30} {'started':>7} {'done':>5} {'completion':>10} {'NPS':>6} "
+    print(header + f"{'CSAT':>5} {'CSAT 4-5':>8}")
+    for row in rows:
+        score = "-" if row.nps.score is None else f"{row.nps.score:+.0f}"
+        mean = "-" if row.csat.mean is None else f"{row.csat.mean:.2f}"
+        print(
+            f"{row.code + ' ' + row.name:<30} {row.started:>7} {row.completed:>5} "
+            f"{pct(row.completion_rate):>10} {score:>6} {mean:>5} {pct(row.csat.top2_share):>8}"
+        )
+        print(
+            f"{'':<30} promoters {row.nps.promoters}, passives {row.nps.passives}, "
+            f"detractors {row.nps.detractors}"
+        )
+
+
+async def run_demo(customers: int = 100, seed: int = 7) -> int:
+    started = time.monotonic()
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="suara-demo-") as folder:
+        async with BotApiEmulator(token=TOKEN) as emulator:
+            settings = load_settings(
+                _env_file=None,
+                bot_token=TOKEN,
+                telegram_api_url=emulator.api_root,
+                database_url=f"sqlite+aiosqlite:///{folder}/demo.db",
+                key_file=Path(folder) / "demo.key",
+                surveys_dir=ROOT / "surveys",
+                privacy_notice_file=ROOT / "locales" / "privacy_notice.yaml",
+                log_level="WARNING",
+            )
+            services = await open_services(settings)
+            try:
+                async with services.db.transaction() as connection:
+                    await load_example(connection)
+                    pinned = await services.catalog.latest(connection, settings.default_survey)
+                assert pinned is not None, "the branch survey is missing from surveys/"
+                async with running(services):
+                    await asyncio.gather(
+                        *(
+                            _customer(emulator, pinned.survey, persona, random.Random(rng.random()))
+                            for persona in _personas(customers, rng)
+                        )
+                    )
+                async with services.db.transaction() as connection:
+                    rows = await branch_summaries(connection)
+            finally:
+                await services.db.dispose()
+                set_keyring(None)
+    _print_summary(rows, time.monotonic() - started, customers)
+    return 0

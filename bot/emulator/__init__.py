@@ -1,0 +1,31 @@
+"""A local Telegram Bot API emulator with simulated users, for the demo, tests and benchmarks.
+
+Usage::
+
+    async with BotApiEmulator() as emu:
+        app = ApplicationBuilder().token(emu.token).base_url(emu.base_url)...
+        ani = emu.user(1001, "Ani")
+        await ani.start("b_jkt01")
+        reply = await ani.next_reply()
+"""
+
+from bot.emulator.errors import ApiError
+from bot.emulator.files import StoredFile
+from bot.emulator.messages import SimMessage
+from bot.emulator.server import FLOOD_LIMITED, BotApiEmulator, CallbackQuery
+from bot.emulator.users import CallbackAnswer, NoReply, SimUser
+from bot.emulator.webhook import SECRET_HEADER, WebhookAttempt
+
+__all__ = [
+    "FLOOD_LIMITED",
+    "SECRET_HEADER",
+    "ApiError",
+    "BotApiEmulator",
+    "CallbackAnswer",
+    "CallbackQuery",
+    "NoReply",
+    "SimMessage",
+    "SimUser",
+    "StoredFile",
+    "WebhookAttempt",
+]

@@ -1,0 +1,77 @@
+"""Pacing outgoing messages to Telegram's flood limits, before Telegram has to say so.
+
+About 30 messages a second across chats (configurable up to the 1,000/s of paid broadcasts) and
+about one a second per chat, with the short bursts Telegram tolerates. Token buckets hand out
+reservations, so waiting costs a sleep and no polling; a 429 pauses everything for the
+`retry_after` Telegram asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class TokenBucket:
+    """`rate` tokens a second, holding at most `burst`; a reservation may run into debt."""
+
+    __slots__ = ("burst", "rate", "tokens", "updated")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.updated = time.monotonic()
+
+    def reserve(self, now: float) -> float:
+        """Take one token; the seconds to wait before using it."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def is_full(self, now: float) -> bool:
+        return self.tokens + (now - self.updated) * self.rate >= self.burst
+
+
+class Pacer:
+    """Decides when the next message to a chat may go."""
+
+    def __init__(
+        self,
+        rate: float = 30.0,
+        per_chat_rate: float = 1.0,
+        per_chat_burst: float = 3,
+        *,
+        max_idle_chats: int = 10_000,
+    ) -> None:
+        self._global = TokenBucket(rate, max(1.0, rate))
+        self._per_chat_rate = per_chat_rate
+        self._per_chat_burst = per_chat_burst
+        self._chats: dict[int, TokenBucket] = {}
+        self._max_idle = max_idle_chats
+        self._paused_until = 0.0
+
+    async def acquire(self, chat_id: int) -> None:
+        """Wait until a message to `chat_id` keeps within both limits."""
+        pause = self._paused_until - time.monotonic()
+        if pause > 0:  # a later 429 may extend the pause; the buckets below absorb that
+            await asyncio.sleep(pause)
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            if len(self._chats) >= self._max_idle:
+                self._forget_idle()
+            chat = self._chats[chat_id] = TokenBucket(self._per_chat_rate, self._per_chat_burst)
+        if wait := chat.reserve(time.monotonic()):
+            await asyncio.sleep(wait)
+        if wait := self._global.reserve(time.monotonic()):
+            await asyncio.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Telegram answered 429: nobody sends until `seconds` have passed."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def _forget_idle(self) -> None:
+        now = time.monotonic()
+        for chat_id in [c for c, bucket in self._chats.items() if bucket.is_full(now)]:
+            del self._chats[chat_id]

@@ -1,0 +1,323 @@
+"""A customer's conversation, end to end: python-telegram-bot over HTTP to the emulator, a real
+database, nothing mocked but Telegram's servers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+import sqlalchemy as sa
+
+from bot.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.runner import running
+from bot.services import Services
+from storage import sessions as session_store
+from storage.models import answers, consents, customers, survey_sessions
+from tests.e2e.conftest import has_button, is_question
+
+Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
+pytestmark = pytest.mark.usefixtures("bot")
+
+
+def button(message: SimMessage, suffix: str) -> str:
+    """The callback data on `message` ending with `suffix` (e.g. ':a:5', ':b', ':d')."""
+    found = [data for data in message.button_data if data.endswith(suffix)]
+    assert found, f"no button ending {suffix!r} on {message.body!r}: {message.button_data}"
+    return found[0]
+
+
+def labelled(message: SimMessage, label: str) -> str:
+    for row in message.buttons:
+        for text, data in row:
+            if label in text and data:
+                return data
+    raise AssertionError(f"no button labelled {label!r}: {message.buttons}")
+
+
+async def step(user: SimUser, message: SimMessage, data: str) -> SimMessage:
+    """Press and return the bot's next new or edited message."""
+    await user.press(message, data)
+    return await user.next_reply()
+
+
+async def stored(services: Services, telegram_id: int) -> dict[str, object]:
+    """The answers of the customer's latest session, as the engine normalised them."""
+    async with services.db.transaction() as connection:
+        session_id = await connection.scalar(
+            sa.select(survey_sessions.c.id)
+            .join(customers, customers.c.id == survey_sessions.c.customer_id)
+            .where(customers.c.telegram_id == telegram_id)
+            .order_by(survey_sessions.c.id.desc())
+            .limit(1)
+        )
+        rows = await session_store.answers_of(connection, session_id)
+    return {row.question_id: row.value for row in rows}
+
+
+async def status_of(services: Services, telegram_id: int) -> str:
+    async with services.db.transaction() as connection:
+        return await connection.scalar(
+            sa.select(survey_sessions.c.status)
+            .join(customers, customers.c.id == survey_sessions.c.customer_id)
+            .where(customers.c.telegram_id == telegram_id)
+            .order_by(survey_sessions.c.id.desc())
+            .limit(1)
+        )
+
+
+async def test_branch_survey_in_indonesian_with_detractor_follow_up(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    ani = emulator.user(1001, first_name="Ani", language_code="id")
+    q = await consent(ani, "b_JKT01")
+    assert "Terima kasih sudah berkunjung" in q.body and "Pertanyaan 1 dari" in q.body
+    q = await step(ani, q, button(q, ":a:2"))
+    assert "Pertanyaan 2 dari" in q.body and "merekomendasikan" in q.body
+    q = await step(ani, q, button(q, ":a:3"))
+    assert "alasan utama" in q.body
+    q = await step(ani, q, labelled(q, "Antrean terlalu lama"))
+    q = await step(ani, q, labelled(q, "Tidak"))
+    assert "tingkatkan" in q.body
+    q = await step(ani, q, labelled(q, "Waktu tunggu"))
+    assert "☑️ Waktu tunggu" in str(q.buttons)
+    q = await step(ani, q, labelled(q, "Area parkir"))
+    q = await step(ani, q, button(q, ":d"))
+    assert "Ada hal lain" in q.body
+    await ani.send_text("Antrean di teller terlalu lama, mohon ditambah petugas.")
+    outro = await ani.next_reply()
+    assert "Terima kasih atas waktu" in outro.body and not outro.button_data
+
+    assert await stored(services, 1001) == {
+        "csat": 2,
+        "nps": 3,
+        "main_reason": "waiting",
+        "resolved": False,
+        "improve": ["waiting_time", "parking"],
+        "comment": "Antrean di teller terlalu lama, mohon ditambah petugas.",
+    }
+    assert await status_of(services, 1001) == "completed"
+
+
+async def test_branch_survey_in_english_skips_optional_questions(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    bob = emulator.user(1002, first_name="Bob", language_code="en")
+    q = await consent(bob, "b_MKS01")
+    assert "Thank you for visiting" in q.body and "Question 1 of" in q.body
+    q = await step(bob, q, button(q, ":a:5"))
+    q = await step(bob, q, button(q, ":a:10"))
+    assert "Was the matter" in q.body  # no follow-up for a promoter
+    q = await step(bob, q, labelled(q, "Yes"))
+    q = await step(bob, q, labelled(q, "Skip"))
+    assert "anything else" in q.body
+    q = await step(bob, q, labelled(q, "Skip"))
+    assert "Thank you for your time" in q.body
+    assert await stored(services, 1002) == {
+        "csat": 5,
+        "nps": 10,
+        "resolved": True,
+        "improve": None,
+        "comment": None,
+    }
+
+
+async def test_back_changes_an_answer_and_the_path(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    cici = emulator.user(1003, language_code="id")
+    q = await consent(cici, "b_BDG01")
+    q = await step(cici, q, button(q, ":a:4"))
+    q = await step(cici, q, button(q, ":a:2"))
+    assert "alasan utama" in q.body
+    q = await step(cici, q, labelled(q, "Kembali"))
+    assert "merekomendasikan" in q.body and "Pertanyaan 2 dari" in q.body
+    q = await step(cici, q, button(q, ":a:9"))
+    assert "terselesaikan" in q.body  # the detractor question is gone
+    q = await step(cici, q, labelled(q, "Ya"))
+    q = await step(cici, q, labelled(q, "Lewati"))
+    q = await step(cici, q, labelled(q, "Lewati"))
+    assert "Terima kasih atas waktu" in q.body
+    answers_now = await stored(services, 1003)
+    assert "main_reason" not in answers_now and answers_now["nps"] == 9
+
+
+async def test_digital_survey_by_campaign_link_validates_numbers(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    async with services.db.transaction() as connection:
+        from storage.surveys import links
+
+        token = next(
+            link.token for link in await links(connection) if link.survey_key == "digital_banking"
+        )
+    dewi = emulator.user(1004, language_code="en")
+    q = await consent(dewi, f"c_{token}")
+    q = await step(dewi, q, labelled(q, "Mobile banking app"))
+    q = await step(dewi, q, button(q, ":a:2"))  # hard: the problem question will follow
+    q = await step(dewi, q, labelled(q, "No"))
+    assert "Which problem" in q.body
+    q = await step(dewi, q, labelled(q, "OTP"))
+    assert "how many times a month" in q.body
+    for typed, complaint in (
+        ("often", "type a number"),
+        ("250", "from 0 to 100"),
+        ("2.5", "whole number"),
+    ):
+        await dewi.send_text(typed)
+        assert complaint in (await dewi.next_reply()).body
+    await dewi.send_text("12")
+    q = await dewi.next_reply()
+    assert "one thing" in q.body
+    await dewi.send_text("Faster OTP, please.")
+    assert "Thank you" in (await dewi.next_reply()).body
+    assert await stored(services, 1004) == {
+        "channel": "mobile_app",
+        "ease": 2,
+        "had_problem": False,
+        "problem_kind": "otp",
+        "monthly_use": 12,
+        "suggestion": "Faster OTP, please.",
+    }
+
+
+async def test_a_restarted_bot_continues_at_the_same_question(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    eka = emulator.user(1005, language_code="id")
+    q = await consent(eka, "b_JKT01")
+    q = await step(eka, q, button(q, ":a:5"))
+    assert "Pertanyaan 2 dari" in q.body
+    old_question = q
+    # A second application on the same database: what a restart or another process sees.
+    async with running(services):
+        await eka.start()
+        resumed = await eka.wait_for(is_question)
+        assert "Mari lanjutkan" in resumed.body and "Pertanyaan 2 dari" in resumed.body
+        q = await step(eka, old_question, button(old_question, ":a:10"))
+        assert "Pertanyaan 3 dari" in q.body
+
+
+async def test_declining_stores_only_the_decision(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    fajar = emulator.user(1006, language_code="id")
+    await fajar.start("b_JKT01")
+    notice = await fajar.wait_for(has_button("k:n"))
+    assert "Pemberitahuan Privasi" in notice.body
+    await fajar.press(notice, button(notice, "k:n:id:b_JKT01"))
+    reply = await fajar.wait_for(lambda m: m.message_id != notice.message_id)
+    assert "Tidak ada yang disimpan" in reply.body
+    async with services.db.transaction() as connection:
+        row = (
+            await connection.execute(sa.select(customers).where(customers.c.telegram_id == 1006))
+        ).one()
+        decisions = (await connection.execute(sa.select(consents.c.decision))).scalars().all()
+        count = await connection.scalar(sa.select(sa.func.count()).select_from(survey_sessions))
+    assert row.consent_version is None and row.branch_id is None and row.name is None
+    assert decisions == ["decline"] and count == 0
+
+
+async def test_the_notice_switches_language_before_anything_is_stored(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    gita = emulator.user(1007, language_code="id")
+    await gita.start("b_JKT01")
+    notice = await gita.wait_for(has_button("k:y"))
+    edited = await step(gita, notice, labelled(notice, "English"))
+    assert "Privacy Notice" in edited.body and "I agree" in str(edited.buttons)
+    q = await step(gita, edited, labelled(edited, "I agree"))
+    q = await gita.wait_for(is_question)
+    assert "Question 1 of" in q.body
+    async with services.db.transaction() as connection:
+        locale = await connection.scalar(
+            sa.select(customers.c.locale).where(customers.c.telegram_id == 1007)
+        )
+    assert locale == "en"
+
+
+async def test_language_command_switches_mid_survey(
+    emulator: BotApiEmulator, consent: Consent
+) -> None:
+    hana = emulator.user(1008, language_code="id")
+    await consent(hana, "b_JKT01")
+    await hana.send_text("/language")
+    menu = await hana.next_reply()
+    await hana.press(menu, labelled(menu, "English"))
+    again = await hana.wait_for(is_question)
+    assert "Question 1 of" in again.body and "How satisfied" in again.body
+
+
+async def test_forged_and_stale_presses_change_nothing(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    ika = emulator.user(1009, language_code="en")
+    joko = emulator.user(1010, language_code="en")
+    q = await consent(ika, "b_JKT01")
+    other = await consent(joko, "b_JKT01")
+    session_id = int(button(q, ":a:5").split(":")[1])
+    forged = [
+        (ika, q.message_id, button(other, ":a:5")),  # someone else's session
+        (ika, q.message_id, f"q:{session_id}:1:a:9"),  # not the current question
+        (ika, q.message_id, f"q:{session_id}:0:a:9"),  # out of range for a 1-5 rating
+        (ika, q.message_id, f"q:{session_id}:0:a:" + "9" * 40),  # not a valid value at all
+        (ika, q.message_id, "q:" + "1" * 70),  # more than 64 bytes
+        (ika, q.message_id, "zz:nonsense"),
+    ]
+    for user, message_id, data in forged:
+        update = await user.press_raw(message_id, data)
+        answer = await user.wait_for_answer(update)
+        assert answer.text and "no longer active" in answer.text and answer.show_alert
+    q = await step(ika, q, button(q, ":a:4"))
+    stale = await ika.press_raw(q.message_id, f"q:{session_id}:0:a:1")  # question 1 again
+    assert "no longer active" in ((await ika.wait_for_answer(stale)).text or "")
+    assert await stored(services, 1009) == {"csat": 4}
+    assert await stored(services, 1010) == {}
+
+
+async def test_a_redelivered_update_records_one_answer(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    lia = emulator.user(1011, language_code="id")
+    q = await consent(lia, "b_JKT01")
+    update = await lia.press(q, button(q, ":a:3"))
+    await lia.next_reply()
+    emulator.redeliver(update)
+    emulator.redeliver(update)
+    await lia.expect_silence(0.5)
+    async with services.db.transaction() as connection:
+        version = await connection.scalar(sa.select(survey_sessions.c.version))
+        count = await connection.scalar(sa.select(sa.func.count()).select_from(answers))
+    assert (version, count) == (2, 1)
+
+
+async def test_commands_and_stray_input_get_one_sentence(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    mira = emulator.user(1012, language_code="id")
+    await mira.send_text("/frobnicate")
+    assert "tidak mengenal perintah" in (await mira.next_reply()).body
+    await mira.send_text("halo")
+    assert "/start" in (await mira.next_reply()).body
+    await mira.start("b_NOPE99")
+    notice = await mira.wait_for(has_button("k:y"))
+    await mira.press(notice, button(notice, "k:y:id:b_NOPE99"))
+    reply = await mira.wait_for(lambda m: m.message_id != notice.message_id)
+    assert "tidak berlaku" in reply.body
+    await mira.send_text("/help")
+    assert "/language" in (await mira.next_reply()).body
+    await mira.send_text("/privacy")
+    assert "UU No. 27 Tahun 2022" in (await mira.next_reply()).body
+    await mira.send_text("/stop")
+    assert "tidak akan menerima" in (await mira.next_reply()).body
+    async with services.db.transaction() as connection:
+        opted_out = await connection.scalar(
+            sa.select(customers.c.opted_out).where(customers.c.telegram_id == 1012)
+        )
+    assert opted_out is True
+    await mira.start()
+    await mira.next_reply()
+    async with services.db.transaction() as connection:
+        opted_out = await connection.scalar(
+            sa.select(customers.c.opted_out).where(customers.c.telegram_id == 1012)
+        )
+    assert opted_out is False
