@@ -7,6 +7,7 @@ The one place in `bot/` that imports `handlers/`. It only builds things; running
 from __future__ import annotations
 
 import logging
+from datetime import time
 
 from telegram import BotCommand
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
@@ -16,6 +17,7 @@ from bot.config import Settings
 from bot.conversation import Conversations
 from bot.errors import ConfigError
 from bot.pacing import Pacer
+from bot.personal_data import PersonalData
 from bot.privacy import load_notice
 from bot.request import AiohttpRequest
 from bot.services import Services
@@ -50,10 +52,30 @@ async def open_services(settings: Settings) -> Services:
         await db.dispose()
         raise
     pacer = Pacer(settings.send_rate, settings.per_chat_rate, settings.per_chat_burst)
-    return Services(settings, db, catalog, Conversations(db, catalog, notice, settings), pacer)
+    return Services(
+        settings,
+        db,
+        catalog,
+        Conversations(db, catalog, notice, settings),
+        pacer,
+        PersonalData(db, catalog, settings),
+    )
 
 
-def build_application(services: Services, *, webhook: bool = False) -> Application:  # type: ignore[type-arg]
+def create_requests(settings: Settings) -> tuple[AiohttpRequest, AiohttpRequest]:
+    """The HTTP clients for Bot API calls and for long polling; the caller shuts them down."""
+    return (
+        AiohttpRequest(connection_pool_size=max(8, settings.concurrent_updates * 2)),
+        AiohttpRequest(connection_pool_size=2, read_timeout=40),
+    )
+
+
+def build_application(
+    services: Services,
+    requests: tuple[AiohttpRequest, AiohttpRequest],
+    *,
+    webhook: bool = False,
+) -> Application:  # type: ignore[type-arg]
     """The bot, talking to TELEGRAM_API_URL through one shared aiohttp session."""
     settings = services.settings
     if settings.bot_token is None:
@@ -64,8 +86,8 @@ def build_application(services: Services, *, webhook: bool = False) -> Applicati
         .token(settings.bot_token.get_secret_value())
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
-        .request(AiohttpRequest(connection_pool_size=max(8, settings.concurrent_updates * 2)))
-        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=40))
+        .request(requests[0])
+        .get_updates_request(requests[1])
         .context_types(ContextTypes(context=Context))
         .defaults(Defaults(tzinfo=settings.zone))
         .concurrent_updates(settings.concurrent_updates)
@@ -76,7 +98,22 @@ def build_application(services: Services, *, webhook: bool = False) -> Applicati
     app.bot_data[SERVICES_KEY] = services
     customer.register(app)
     app.add_error_handler(on_error)  # type: ignore[arg-type]
+    _schedule(app, services)
     return app
+
+
+def _schedule(app: Application, services: Services) -> None:  # type: ignore[type-arg]
+    """Daily retention; the job only wakes the service, which is idempotent across processes."""
+    settings = services.settings
+    hours, minutes = (int(part) for part in settings.purge_time.split(":"))
+
+    async def purge(_context: object) -> None:
+        await services.personal_data.purge()
+
+    assert app.job_queue is not None
+    app.job_queue.run_daily(
+        purge, time(hours, minutes, tzinfo=settings.zone), name="retention-purge"
+    )
 
 
 async def publish_commands(app: Application) -> None:  # type: ignore[type-arg]

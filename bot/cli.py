@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="simulated customers against a local Bot API emulator")
     demo.add_argument("--customers", type=int, default=100, help="how many (default 100)")
     demo.add_argument("--seed", type=int, default=7, help="random seed for the customers")
+    commands.add_parser("rotate-key", help="re-encrypt personal data under a new key")
+    purge = commands.add_parser("purge", help="apply the retention period now")
+    purge.add_argument("--dry-run", action="store_true", help="only report what would go")
     init = commands.add_parser("init", help="prepare the database")
     init.add_argument(
         "--example", action="store_true", help="load the example organisation and print deep links"
@@ -46,6 +49,7 @@ def _configure_logging(settings: Settings | None, quiet: bool = False) -> None:
     # httpx/aiohttp would log every request URL, which carries the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_logging(settings)
         if args.command == "init":
             return _run(lambda: _init(settings, example=args.example))
+        if args.command == "rotate-key":
+            return _run(lambda: _rotate_key(settings))
+        if args.command == "purge":
+            return _run(lambda: _purge(settings, dry_run=args.dry_run))
         from bot.runner import serve
 
         return _run(lambda: serve(settings, webhook=args.webhook))
@@ -98,3 +106,36 @@ async def _init(settings: Settings, *, example: bool) -> int:
         return 0
     finally:
         await services.db.dispose()
+
+
+async def _rotate_key(settings: Settings) -> int:
+    from bot import keys
+    from storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        count = await keys.rotate(settings, db)
+    finally:
+        await db.dispose()
+    print(f"Re-encrypted {count} values under the new key.")
+    if settings.encryption_keys is not None:
+        print("Now remove the old keys from ENCRYPTION_KEYS, keeping only the first.")
+    return 0
+
+
+async def _purge(settings: Settings, *, dry_run: bool) -> int:
+    from bot.app import open_services
+
+    services = await open_services(settings)
+    try:
+        data = services.personal_data
+        plan = await (data.plan_purge() if dry_run else data.purge())
+    finally:
+        await services.db.dispose()
+    verb = "would be" if dry_run else "were"
+    print(f"Retention {settings.retention_days} days (before {plan.cutoff:%Y-%m-%d}):")
+    print(f"  {plan.customers} inactive customers {verb} anonymised")
+    print(f"  {plan.free_text_answers} free-text answers {verb} deleted")
+    print(f"  {plan.open_sessions} unfinished surveys {verb} ended")
+    return 0

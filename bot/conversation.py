@@ -59,6 +59,7 @@ class Person:
 
     telegram_id: int
     language_code: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class Conversations:
 
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.record_decision(
-                connection, person.telegram_id, self._notice.version, agreed, locale
+                connection, person.telegram_id, self._notice.version, agreed, locale, person.name
             )
             await audit.append(
                 connection,

@@ -16,12 +16,16 @@ from storage.crypto import (
     KeyMissing,
     Keyring,
     WrongKey,
+    add_key_to_file,
     create_key_file,
     key_material_from_settings,
     load_key_file,
+    retire_old_keys,
+    rotate_all,
     set_keyring,
 )
 from storage.db import Database
+from storage.models import metadata
 
 
 def _material(settings: Settings, database_is_new: bool) -> KeyMaterial:
@@ -62,3 +66,28 @@ async def activate(settings: Settings, db: Database) -> Keyring:
             raise ConfigError(str(error)) from None
     set_keyring(keyring)
     return keyring
+
+
+async def rotate(settings: Settings, db: Database) -> int:
+    """Re-encrypt everything under a new newest key; returns how many values were rewritten.
+
+    With a key file a new key is added, everything re-encrypted and committed, and only then
+    are the old keys retired. With ENCRYPTION_KEYS the operator lists the new key first
+    (keeping the old ones) before running this, and drops the old ones after.
+    """
+    from_file = settings.encryption_keys is None
+    await activate(settings, db)  # proves the current keys open this database
+    if from_file:
+        try:
+            keyring = Keyring(add_key_to_file(settings.key_file))
+        except CryptoError as error:
+            raise ConfigError(str(error)) from None
+    else:
+        keyring = Keyring(_material(settings, database_is_new=False))
+    async with db.transaction() as connection:
+        count = await rotate_all(connection, metadata, keyring)
+        await meta.put(connection, meta.CANARY, keyring.make_canary())
+    if from_file:
+        retire_old_keys(settings.key_file)
+    set_keyring(keyring)
+    return count

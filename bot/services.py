@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bot.config import Settings
 from bot.conversation import Conversations
 from bot.pacing import Pacer
+from bot.personal_data import PersonalData
 from bot.surveys import SurveyCatalog
 from storage.db import Database
 
@@ -18,3 +19,4 @@ class Services:
     catalog: SurveyCatalog
     conversations: Conversations
     pacer: Pacer
+    personal_data: PersonalData

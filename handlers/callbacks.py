@@ -6,6 +6,7 @@ three against the stored state, so a stale or forged press changes nothing.
     q:<session>:<index>:<a|t|d|b|s>[:<value>]   answer, toggle, done, back, skip
     k:<y|n|l>:<locale>[:<payload>]              privacy notice: agree, decline, language
     l:<locale>                                  /language choice
+    e:<y|n>                                     /delete_me: erase, or keep
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _CODES = {name: code for code, name in _ACTIONS.items()}
 _SURVEY = re.compile(r"q:(\d{1,12}):(\d{1,3}):([atdbs])(?::([A-Za-z0-9_.-]{1,32}))?")
 _NOTICE = re.compile(r"k:([ynl]):([a-z]{2}):?([A-Za-z0-9_-]{0,40})")
 _LANGUAGE = re.compile(r"l:([a-z]{2})")
+_ERASE = re.compile(r"e:([yn])")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,12 @@ class LanguagePress:
     locale: str
 
 
-Press = SurveyPress | NoticePress | LanguagePress
+@dataclass(frozen=True)
+class ErasePress:
+    confirmed: bool
+
+
+Press = SurveyPress | NoticePress | LanguagePress | ErasePress
 
 
 def survey(session_id: int, index: int, action: Action, value: object = None) -> str:
@@ -63,6 +70,10 @@ def language(locale: str) -> str:
     return f"l:{locale}"
 
 
+def erase(confirmed: bool) -> str:
+    return "e:y" if confirmed else "e:n"
+
+
 def parse(data: str | None) -> Press | None:
     """The press a button's data describes, or None for anything malformed."""
     if not data or len(data.encode()) > MAX_BYTES:
@@ -74,4 +85,6 @@ def parse(data: str | None) -> Press | None:
         return NoticePress(choice, match[2], match[3] or None)  # type: ignore[arg-type]
     if match := _LANGUAGE.fullmatch(data):
         return LanguagePress(match[1])
+    if match := _ERASE.fullmatch(data):
+        return ErasePress(match[1] == "y")
     return None

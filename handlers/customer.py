@@ -28,6 +28,7 @@ from bot.conversation import (
 )
 from bot.i18n import gettext as _
 from bot.i18n import resolve_locale, use_locale
+from bot.personal_data import export_json
 from handlers import callbacks, render
 from handlers.context import Context
 from handlers.render import Reply
@@ -39,7 +40,7 @@ PRIVATE = filters.ChatType.PRIVATE
 def _person(update: Update) -> Person:
     user = update.effective_user
     assert user is not None
-    return Person(user.id, user.language_code)
+    return Person(user.id, user.language_code, user.full_name)
 
 
 def _reply(outcome: Outcome) -> Reply | None:
@@ -114,6 +115,26 @@ async def help_command(update: Update, context: Context) -> None:
     await _say(update, context, render.help_text(locale))
 
 
+async def my_data(update: Update, context: Context) -> None:
+    """Sends everything stored about the customer: a readable summary and a JSON file."""
+    person = _person(update)
+    services = context.services
+    locale = await services.conversations.locale_of(person)
+    data = await services.personal_data.export(person.telegram_id)
+    await _say(update, context, render.my_data(data, locale))
+    if data is not None:
+        assert update.effective_chat is not None
+        await context.bot.send_document(
+            update.effective_chat.id, export_json(data), filename="suara-my-data.json"
+        )
+
+
+async def delete_me(update: Update, context: Context) -> None:
+    """Asks for confirmation before erasing the customer's data."""
+    locale = await context.services.conversations.locale_of(_person(update))
+    await _say(update, context, render.erase_confirm(locale))
+
+
 async def unknown_command(update: Update, context: Context) -> None:
     """Answers a command the bot does not know with one sentence."""
     locale = await context.services.conversations.locale_of(_person(update))
@@ -172,6 +193,15 @@ async def press(update: Update, context: Context) -> None:
             else:
                 await answer(query)
             return
+        case callbacks.ErasePress():
+            locale = await conversations.locale_of(person)
+            await answer(query)
+            if parsed.confirmed:
+                done = await context.services.personal_data.erase(person.telegram_id)
+                await edit(query, render.erased(locale, done))
+            else:
+                await edit(query, render.erase_cancelled(locale))
+            return
         case callbacks.LanguagePress():
             outcome = await conversations.set_language(update.update_id, person, parsed.locale)
             await answer(query)
@@ -206,6 +236,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("stop", stop, filters=PRIVATE))
     app.add_handler(CommandHandler("privacy", privacy, filters=PRIVATE))
     app.add_handler(CommandHandler("help", help_command, filters=PRIVATE))
+    app.add_handler(CommandHandler("mydata", my_data, filters=PRIVATE))
+    app.add_handler(CommandHandler("delete_me", delete_me, filters=PRIVATE))
     app.add_handler(CallbackQueryHandler(press))
     app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, unknown_command))
     app.add_handler(MessageHandler(PRIVATE & filters.TEXT, text))

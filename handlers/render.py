@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.conversation import Completed, Info, InfoKind, Question, Rejected, ShowNotice
-from bot.i18n import LOCALES, N_, gettext, number, use_locale
+from bot.i18n import LOCALES, N_, datetime_text, gettext, number, use_locale
 from flows.engine import Reject
 from flows.schema import Question as SurveyQuestion
 from flows.schema import localized
@@ -17,6 +20,7 @@ from handlers import callbacks
 _ = gettext
 
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
+JAKARTA = ZoneInfo("Asia/Jakarta")
 
 INFO: dict[InfoKind, str] = {
     "greeting": N_(
@@ -58,6 +62,7 @@ REJECT: dict[str, str] = {
     "empty": N_("Please type your answer."),
     "too_long": N_("Your answer is too long: at most {max_length} characters, please."),
     "not_yes_no": N_("Please answer yes or no."),
+    "thousands_separator": N_("Please type the number without separators, for example 1500."),
 }
 
 COMMAND_HELP = {
@@ -65,6 +70,8 @@ COMMAND_HELP = {
     "language": N_("Choose your language"),
     "privacy": N_("Read the privacy notice"),
     "stop": N_("Stop survey invitations"),
+    "mydata": N_("See the data stored about you"),
+    "delete_me": N_("Erase your data"),
     "help": N_("What I can do"),
 }
 
@@ -74,6 +81,8 @@ HELP = N_(
     "/language - choose Bahasa Indonesia or English\n"
     "/privacy - read the privacy notice\n"
     "/stop - stop receiving survey invitations\n"
+    "/mydata - see the data stored about you\n"
+    "/delete_me - erase your data\n"
     "/help - show this message\n\n"
     "Answer with the buttons, or type your answer when asked."
 )
@@ -255,3 +264,76 @@ def _answer_rows(
         rows.append([button(_("Done ✔"), "done", None)])
         return rows
     return []
+
+
+def my_data(data: dict[str, Any] | None, locale: str) -> Reply:
+    """A readable account of what is stored; the full JSON document goes with it."""
+    with use_locale(locale):
+        if data is None:
+            return Reply(_("We store no data about you."))
+        profile = data["profile"]
+        agreed = [c for c in data["consents"] if c["decision"] == "agree"]
+        done = sum(1 for s in data["surveys"] if s["status"] == "completed")
+        lines = [
+            "<b>" + _("Your data at Suara") + "</b>",
+            _("Telegram ID: {value}").format(value=profile["telegram_id"]),
+            _("Name: {value}").format(value=html.escape(profile["name"] or "-")),
+            _("Phone: {value}").format(value=html.escape(profile["phone"] or "-")),
+            _("Language: {value}").format(value=LANGUAGE_NAMES.get(profile["language"], "-")),
+            _("Survey invitations: {value}").format(
+                value=_("stopped") if profile["opted_out"] else _("allowed")
+            ),
+        ]
+        if agreed:
+            moment = datetime.fromisoformat(agreed[-1]["at"])
+            lines.append(
+                _("Privacy notice agreed: version {version}, {when}").format(
+                    version=html.escape(agreed[-1]["version"]), when=datetime_text(moment, JAKARTA)
+                )
+            )
+        lines += [
+            _("Surveys: {started} started, {done} completed").format(
+                started=number(len(data["surveys"]), 0), done=number(done, 0)
+            ),
+            "",
+            _(
+                "The attached file holds all of it, including every answer. "
+                "/delete_me erases your data."
+            ),
+        ]
+        return Reply("\n".join(lines))
+
+
+def erase_confirm(locale: str) -> Reply:
+    with use_locale(locale):
+        rows = [
+            [
+                InlineKeyboardButton(_("Yes, erase my data"), callback_data=callbacks.erase(True)),
+                InlineKeyboardButton(_("Cancel"), callback_data=callbacks.erase(False)),
+            ]
+        ]
+        return Reply(
+            _(
+                "Erase your data? Your name, phone, Telegram ID and written comments will be "
+                "deleted and any survey in progress ends. Your ratings stay, without anything "
+                "that links them to you. This cannot be undone."
+            ),
+            InlineKeyboardMarkup(rows),
+        )
+
+
+def erased(locale: str, done: bool) -> Reply:
+    with use_locale(locale):
+        if not done:
+            return Reply(_("We store no data about you."))
+        return Reply(
+            _(
+                "Your data has been erased. Thank you for having shared your opinion "
+                "with us; send /start if you ever want to take part again."
+            )
+        )
+
+
+def erase_cancelled(locale: str) -> Reply:
+    with use_locale(locale):
+        return Reply(_("Nothing was erased."))

@@ -12,6 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.crypto import get_keyring, normalise_phone
 from storage.models import consents, customers, now
 
 
@@ -78,8 +79,12 @@ async def record_decision(
     version: str,
     agreed: bool,
     locale: str,
+    name: str | None = None,
 ) -> Customer:
-    """Store a consent decision, creating the customer row (id and decision only) if needed."""
+    """Store a consent decision, creating the customer row (id and decision only) if needed.
+
+    Only an agreement stores more: the language and the name Telegram shows for the customer.
+    """
     moment = now()
     customer = await by_telegram_id(connection, telegram_id)
     if customer is None:
@@ -94,6 +99,8 @@ async def record_decision(
     changes: dict[str, object] = {"last_active_at": moment}
     if agreed:
         changes.update(consent_version=version, consent_at=moment, locale=locale)
+        if name:
+            changes["name"] = name
     else:
         changes.update(consent_version=None, consent_at=None)
     await connection.execute(
@@ -125,3 +132,82 @@ async def consent_history(connection: AsyncConnection, customer_id: int) -> list
         sa.select(consents).where(consents.c.customer_id == customer_id).order_by(consents.c.id)
     )
     return [Consent(row.version, row.decision, row.at) for row in rows]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything the customer row holds, decrypted: what `/mydata` shows."""
+
+    customer: Customer
+    name: str | None
+    phone: str | None
+    created_at: datetime
+    last_active_at: datetime
+
+
+def phone_index(phone: str) -> str:
+    """The keyed hash phones are found by; the phone itself is only stored encrypted."""
+    return get_keyring().blind_index(normalise_phone(phone))
+
+
+async def set_contact(
+    connection: AsyncConnection, customer_id: int, *, name: str | None, phone: str | None
+) -> None:
+    """Record a name and phone (e.g. from an imported customer list), encrypted at rest."""
+    normalised = normalise_phone(phone) if phone else None
+    await update(
+        connection,
+        customer_id,
+        name=name,
+        phone=normalised,
+        phone_hash=phone_index(normalised) if normalised else None,
+    )
+
+
+async def by_phone(connection: AsyncConnection, phone: str) -> Customer | None:
+    statement = sa.select(*_COLUMNS).where(customers.c.phone_hash == phone_index(phone))
+    row = (await connection.execute(statement)).first()
+    return None if row is None else _customer(row)
+
+
+async def profile(connection: AsyncConnection, customer_id: int) -> Profile | None:
+    statement = sa.select(
+        *_COLUMNS,
+        customers.c.name,
+        customers.c.phone,
+        customers.c.created_at,
+        customers.c.last_active_at,
+    ).where(customers.c.id == customer_id)
+    row = (await connection.execute(statement)).first()
+    if row is None:
+        return None
+    return Profile(_customer(row), row.name, row.phone, row.created_at, row.last_active_at)
+
+
+async def anonymise(connection: AsyncConnection, customer_id: int) -> None:
+    """Erase every identifier; the row stays as a tombstone so nothing can re-link to it."""
+    await connection.execute(
+        sa.update(customers)
+        .where(customers.c.id == customer_id)
+        .values(
+            telegram_id=None,
+            name=None,
+            phone=None,
+            phone_hash=None,
+            consent_version=None,
+            consent_at=None,
+            branch_id=None,
+            opted_out=True,
+            erased_at=now(),
+        )
+    )
+
+
+async def inactive_since(connection: AsyncConnection, cutoff: datetime) -> list[int]:
+    """Customers not seen since `cutoff` whose data has not been erased yet."""
+    rows = await connection.execute(
+        sa.select(customers.c.id).where(
+            customers.c.last_active_at < cutoff, customers.c.erased_at.is_(None)
+        )
+    )
+    return [row.id for row in rows]

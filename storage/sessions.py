@@ -20,6 +20,7 @@ from storage.errors import VersionConflict
 from storage.models import answers, customers, now, survey_sessions, surveys
 
 OPEN, COMPLETED, ABANDONED = "open", "completed", "abandoned"
+SCRUBBED: dict[str, Any] = {}  # the state of a session that has ended
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,15 @@ async def save(
     state: Mapping[str, Any] | None = None,
     status: str | None = None,
 ) -> Session:
-    """Write a new state if nobody else has since `session` was read; else VersionConflict."""
+    """Write a new state if nobody else has since `session` was read; else VersionConflict.
+
+    Only an open session keeps its state (which may hold free text): ending one scrubs it,
+    since its answers live on in the answers table.
+    """
     moment = now()
     changes: dict[str, Any] = {"version": session.version + 1, "updated_at": moment}
+    if status is not None and status != OPEN:
+        state = SCRUBBED
     if state is not None:
         changes["state"] = _dump(state)
     if status is not None:
@@ -263,3 +270,73 @@ async def answers_of(connection: AsyncConnection, session_id: int) -> list[Store
         StoredAnswer(r.question_id, r.question_type, _answer_value(r), r.skipped, r.answered_at)
         for r in rows
     ]
+
+
+async def for_customer(connection: AsyncConnection, customer_id: int) -> list[Session]:
+    rows = await connection.execute(
+        sa.select(survey_sessions)
+        .where(survey_sessions.c.customer_id == customer_id)
+        .order_by(survey_sessions.c.id)
+    )
+    return [_session(row) for row in rows]
+
+
+async def detach_customer(connection: AsyncConnection, customer_id: int) -> int:
+    """Unlink a customer's sessions and drop their free text; rated answers stay, anonymous.
+
+    An open session ends (abandoned). Returns the number of sessions detached.
+    """
+    owned = sa.select(survey_sessions.c.id).where(survey_sessions.c.customer_id == customer_id)
+    await connection.execute(
+        sa.update(answers).where(answers.c.session_id.in_(owned)).values(value_text=None)
+    )
+    await connection.execute(
+        sa.update(survey_sessions)
+        .where(survey_sessions.c.customer_id == customer_id, survey_sessions.c.status == OPEN)
+        .values(status=ABANDONED)
+    )
+    result = await connection.execute(
+        sa.update(survey_sessions)
+        .where(survey_sessions.c.customer_id == customer_id)
+        .values(customer_id=None, state=_dump(SCRUBBED), updated_at=now())
+    )
+    return result.rowcount
+
+
+async def free_text_before(connection: AsyncConnection, cutoff: datetime) -> int:
+    """How many free-text answers were given in sessions last touched before `cutoff`."""
+    count = await connection.scalar(
+        sa.select(sa.func.count())
+        .select_from(answers.join(survey_sessions, survey_sessions.c.id == answers.c.session_id))
+        .where(survey_sessions.c.updated_at < cutoff, answers.c.value_text.is_not(None))
+    )
+    return int(count or 0)
+
+
+async def open_before(connection: AsyncConnection, cutoff: datetime) -> int:
+    """How many sessions are still open but untouched since `cutoff`."""
+    count = await connection.scalar(
+        sa.select(sa.func.count())
+        .select_from(survey_sessions)
+        .where(survey_sessions.c.updated_at < cutoff, survey_sessions.c.status == OPEN)
+    )
+    return int(count or 0)
+
+
+async def purge_before(connection: AsyncConnection, cutoff: datetime) -> tuple[int, int]:
+    """Drop free text from sessions last touched before `cutoff` and end those still open.
+
+    Returns (free-text answers dropped, sessions ended); rated answers stay for the summaries.
+    """
+    old = sa.select(survey_sessions.c.id).where(survey_sessions.c.updated_at < cutoff)
+    texts = await connection.execute(
+        sa.update(answers)
+        .where(answers.c.session_id.in_(old), answers.c.value_text.is_not(None))
+        .values(value_text=None)
+    )
+    ended = await connection.execute(
+        sa.update(survey_sessions)
+        .where(survey_sessions.c.updated_at < cutoff, survey_sessions.c.status == OPEN)
+        .values(status=ABANDONED, state=_dump(SCRUBBED))
+    )
+    return texts.rowcount, ended.rowcount

@@ -59,8 +59,9 @@ async def test_state_is_encrypted_at_rest(db: Database) -> None:
     async with db.transaction() as connection:
         await sessions.save(connection, session, state={"comment": "antrean terlalu lama"})
         raw = await connection.scalar(
-            sa.select(sa.type_coerce(survey_sessions.c.state, sa.Text))
-            .where(survey_sessions.c.id == session.id)
+            sa.select(sa.type_coerce(survey_sessions.c.state, sa.Text)).where(
+                survey_sessions.c.id == session.id
+            )
         )
     assert "antrean" not in raw
 
@@ -68,8 +69,13 @@ async def test_state_is_encrypted_at_rest(db: Database) -> None:
 async def test_answers_round_trip_and_replace(db: Database) -> None:
     session = await _session(db)
     values = {
-        "csat": ("rating", 4), "nps": ("nps", 0), "ok": ("yesno", False), "why": ("choice", "queue"),
-        "fix": ("multi", ["queue", "staff"]), "note": ("text", "ramah"), "n": ("number", 2.5),
+        "csat": ("rating", 4),
+        "nps": ("nps", 0),
+        "ok": ("yesno", False),
+        "why": ("choice", "queue"),
+        "fix": ("multi", ["queue", "staff"]),
+        "note": ("text", "ramah"),
+        "n": ("number", 2.5),
         "opt": ("text", None),
     }
     async with db.transaction() as connection:
@@ -85,7 +91,9 @@ async def test_answers_round_trip_and_replace(db: Database) -> None:
     async with db.transaction() as connection:
         await sessions.keep_only(connection, session.id, ["csat", "nps"])
         assert {a.question_id for a in await sessions.answers_of(connection, session.id)} == {
-            "csat", "nps"}
+            "csat",
+            "nps",
+        }
 
 
 async def test_a_press_only_finds_its_own_session(db: Database) -> None:
@@ -101,7 +109,13 @@ async def test_survey_versions_follow_the_text(db: Database) -> None:
         again, new_again = await surveys.register(connection, "s", "one", "c1")
         second, _ = await surveys.register(connection, "s", "two", "c2")
         latest = await surveys.latest(connection, "s")
-    assert (first.version, new, again.id, new_again, second.version) == (1, True, first.id, False, 2)
+    assert (first.version, new, again.id, new_again, second.version) == (
+        1,
+        True,
+        first.id,
+        False,
+        2,
+    )
     assert latest == second
 
 

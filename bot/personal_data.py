@@ -1,0 +1,144 @@
+"""The customer's rights over their data (UU PDP No. 27/2022): see it, erase it; and retention.
+
+Erasure and retention remove identifiers and free text but keep rated answers, detached from
+the person, so every summary stays what it was. Each exercise of a right is audited by the
+customer's internal id only — never the data that was erased.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.config import Settings
+from bot.surveys import SurveyCatalog
+from storage import audit
+from storage import customers as customer_store
+from storage import sessions as session_store
+from storage.db import Database
+from storage.models import now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    """What retention removes: counts only, so it can be shown for a dry run."""
+
+    cutoff: datetime
+    customers: int
+    free_text_answers: int
+    open_sessions: int
+
+
+class PersonalData:
+    def __init__(self, db: Database, catalog: SurveyCatalog, settings: Settings) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._settings = settings
+
+    async def export(self, telegram_id: int) -> dict[str, Any] | None:
+        """Everything stored about this customer, as JSON-ready data; None if nothing is."""
+        async with self._db.transaction() as connection:
+            customer = await customer_store.by_telegram_id(connection, telegram_id)
+            if customer is None:
+                return None
+            profile = await customer_store.profile(connection, customer.id)
+            assert profile is not None
+            consents = await customer_store.consent_history(connection, customer.id)
+            surveys = [
+                await self._survey(connection, s)
+                for s in await session_store.for_customer(connection, customer.id)
+            ]
+            await audit.append(connection, f"customer:{customer.id}", "customer.export")
+        return {
+            "profile": {
+                "telegram_id": customer.telegram_id,
+                "name": profile.name,
+                "phone": profile.phone,
+                "language": customer.locale,
+                "branch_id": customer.branch_id,
+                "opted_out": customer.opted_out,
+                "first_seen": profile.created_at.isoformat(),
+                "last_active": profile.last_active_at.isoformat(),
+            },
+            "consents": [
+                {"version": c.version, "decision": c.decision, "at": c.at.isoformat()}
+                for c in consents
+            ],
+            "surveys": surveys,
+        }
+
+    async def _survey(
+        self, connection: AsyncConnection, session: session_store.Session
+    ) -> dict[str, Any]:
+        pinned = await self._catalog.pinned(connection, session.survey_id)
+        stored = await session_store.answers_of(connection, session.id)
+        return {
+            "survey": pinned.survey.id,
+            "version": pinned.version,
+            "status": session.status,
+            "completed_at": session.completed_at.isoformat() if session.completed_at else None,
+            "answers": {answer.question_id: answer.value for answer in stored},
+        }
+
+    async def erase(self, telegram_id: int) -> bool:
+        """Erase the customer's identifiers and free text; False if nothing was stored."""
+        async with self._db.transaction() as connection:
+            customer = await customer_store.by_telegram_id(connection, telegram_id)
+            if customer is None:
+                return False
+            await self._erase(connection, customer.id)
+            await audit.append(connection, f"customer:{customer.id}", "customer.erase")
+        return True
+
+    async def _erase(self, connection: AsyncConnection, customer_id: int) -> None:
+        await session_store.detach_customer(connection, customer_id)
+        await customer_store.anonymise(connection, customer_id)
+
+    async def plan_purge(self, at: datetime | None = None) -> PurgePlan:
+        cutoff = (at or now()) - timedelta(days=self._settings.retention_days)
+        async with self._db.transaction() as connection:
+            return PurgePlan(
+                cutoff,
+                len(await customer_store.inactive_since(connection, cutoff)),
+                await session_store.free_text_before(connection, cutoff),
+                await session_store.open_before(connection, cutoff),
+            )
+
+    async def purge(self, at: datetime | None = None) -> PurgePlan:
+        """Apply retention: old free text goes, inactive customers are anonymised."""
+        cutoff = (at or now()) - timedelta(days=self._settings.retention_days)
+        async with self._db.transaction() as connection:
+            texts, ended = await session_store.purge_before(connection, cutoff)
+            inactive = await customer_store.inactive_since(connection, cutoff)
+            for customer_id in inactive:
+                await self._erase(connection, customer_id)
+            plan = PurgePlan(cutoff, len(inactive), texts, ended)
+            await audit.append(
+                connection,
+                "system",
+                "retention.purge",
+                details={
+                    "cutoff": cutoff.isoformat(),
+                    "customers": plan.customers,
+                    "free_text_answers": texts,
+                    "open_sessions": ended,
+                },
+            )
+        log.info(
+            "retention: %d customers anonymised, %d free-text answers and %d open sessions purged",
+            plan.customers,
+            texts,
+            ended,
+        )
+        return plan
+
+
+def export_json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str).encode()

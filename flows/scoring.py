@@ -1,0 +1,104 @@
+"""CX scores over lists of stored answers: NPS, CSAT and CES, plus the detractor rule.
+
+Skipped answers (None) are left out of every count. Shares are fractions from 0 to 1; the NPS
+score is in points from -100 to 100, as the industry reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from flows.schema import DEFAULT_SCALE, Question, QuestionType
+
+NPS_PROMOTER_MIN = 9
+NPS_DETRACTOR_MAX = 6
+CES_EASY_MIN = 5
+CES_SCALE = 7
+
+
+@dataclass(frozen=True)
+class NpsSummary:
+    """Net Promoter Score: promoters answer 9-10, passives 7-8, detractors 0-6."""
+
+    count: int
+    promoters: int
+    passives: int
+    detractors: int
+    score: float | None
+
+
+@dataclass(frozen=True)
+class CsatSummary:
+    """Customer satisfaction: the mean rating and the share in the top two boxes."""
+
+    count: int
+    mean: float | None
+    top2_share: float | None
+
+
+@dataclass(frozen=True)
+class CesSummary:
+    """Customer effort on 1-7: the mean and the share answering 5 or more (easy)."""
+
+    count: int
+    mean: float | None
+    easy_share: float | None
+
+
+def nps(values: Iterable[int | None]) -> NpsSummary:
+    """Summarise 0-10 answers; score = % promoters - % detractors, None without answers."""
+    answered = _answered(values, 0, 10)
+    promoters = sum(1 for v in answered if v >= NPS_PROMOTER_MIN)
+    detractors = sum(1 for v in answered if v <= NPS_DETRACTOR_MAX)
+    count = len(answered)
+    score = 100.0 * (promoters - detractors) / count if count else None
+    return NpsSummary(count, promoters, count - promoters - detractors, detractors, score)
+
+
+def csat(values: Iterable[int | None], scale: int = DEFAULT_SCALE) -> CsatSummary:
+    """Summarise 1..scale ratings; the top two boxes are scale-1 and scale (4-5 on 5)."""
+    answered = _answered(values, 1, scale)
+    top2 = sum(1 for v in answered if v >= scale - 1)
+    return CsatSummary(len(answered), _mean(answered), _share(top2, len(answered)))
+
+
+def ces(values: Iterable[int | None]) -> CesSummary:
+    """Summarise 1-7 effort answers, where 7 means the task was very easy."""
+    answered = _answered(values, 1, CES_SCALE)
+    easy = sum(1 for v in answered if v >= CES_EASY_MIN)
+    return CesSummary(len(answered), _mean(answered), _share(easy, len(answered)))
+
+
+def is_detractor(question: Question, value: Any) -> bool:
+    """Whether an answer should alert the branch: NPS 0-6, or a rating in its bottom quarter.
+
+    On the usual 5-point CSAT scale the bottom quarter is 1-2; other scales scale with it
+    (1-3 on 10 points, 1 on 3 points). Other question types never raise an alert.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    if question.type == QuestionType.NPS:
+        return 0 <= value <= NPS_DETRACTOR_MAX
+    if question.type == QuestionType.RATING:
+        scale = question.scale or DEFAULT_SCALE
+        return value >= 1 and 4 * (value - 1) <= scale - 1
+    return False
+
+
+def _answered(values: Iterable[int | None], low: int, high: int) -> list[int]:
+    """Drop skips; refuse values outside the scale, which would silently skew a score."""
+    answered = [v for v in values if v is not None]
+    for v in answered:
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise ValueError(f"{v!r} is not a whole number from {low} to {high}")
+    return answered
+
+
+def _mean(values: list[int]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _share(part: int, count: int) -> float | None:
+    return part / count if count else None
