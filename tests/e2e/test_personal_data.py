@@ -23,7 +23,6 @@ from bot.services import Services
 from storage import customers as customer_store
 from storage.crypto import generate_key_material, set_keyring
 from storage.models import answers, customers, metadata, now, survey_sessions
-from tests.e2e.conftest import has_button
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 pytestmark = pytest.mark.usefixtures("bot")
@@ -62,7 +61,7 @@ async def raw_database_text(services: Services) -> str:
     async with db.engine.connect() as connection:
         for table in metadata.sorted_tables:
             rows = await connection.execute(
-                sa.text(f"SELECT row_to_json(t)::text FROM {table.name} t")  # noqa: S608
+                sa.text(f"SELECT row_to_json(t)::text FROM {table.name} t")
             )
             parts.extend(row[0] for row in rows)
     return "\n".join(parts)
@@ -222,6 +221,6 @@ async def test_a_wrong_key_stops_start_up(services: Services, bot_settings: Sett
     with pytest.raises(ConfigError, match="does not open this database"):
         await open_services(wrong)
     bot_settings.key_file.unlink()
-    with pytest.raises(ConfigError, match="key file .* is missing"):
+    with pytest.raises(ConfigError, match=r"key file .* is missing"):
         await open_services(bot_settings)
     set_keyring(None)
