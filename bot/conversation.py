@@ -202,7 +202,7 @@ class Conversations:
         return await self._unit(update_id, work)
 
     async def reply_text(self, update_id: int, person: Person, text: str) -> Outcome:
-        """A typed message: the answer to the current text or number question."""
+        """A typed message: the answer to the current question, whatever its type."""
 
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
@@ -215,11 +215,10 @@ class Conversations:
                 return Info(customer.locale, "no_session")
             pinned = await self._catalog.pinned(connection, session.survey_id)
             state = State.from_dict(session.state)
-            current = pinned.survey.question(state.current) if state.current else None
-            if current is None or current.type not in ("text", "number"):
-                step = engine.resume(pinned.survey, state)
-                return _question(customer.locale, pinned, session.id, step, resumed=True)
-            step = engine.answer(pinned.survey, state, current.id, text)
+            if state.current is None:
+                return Info(customer.locale, "no_session")
+            # Any question may be answered by typing: a number, "ya", or an option's words.
+            step = engine.answer(pinned.survey, state, state.current, text)
             for effect in step.effects:
                 if isinstance(effect, Reject):
                     return Rejected(customer.locale, effect)

@@ -321,3 +321,33 @@ async def test_commands_and_stray_input_get_one_sentence(
             sa.select(customers.c.opted_out).where(customers.c.telegram_id == 1012)
         )
     assert opted_out is False
+
+
+async def test_digital_survey_in_indonesian_by_typing(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    async with services.db.transaction() as connection:
+        from storage.surveys import links
+
+        token = next(link.token for link in await links(connection)
+                     if link.survey_key == "digital_banking")
+    nur = emulator.user(1013, language_code="id")
+    q = await consent(nur, f"c_{token}")
+    assert "Pertanyaan 1 dari" in q.body
+    await nur.send_text("Internet banking (situs web)")  # an option may be typed too
+    q = await nur.next_reply()
+    assert "Pertanyaan 2 dari" in q.body
+    q = await step(nur, q, button(q, ":a:6"))
+    q = await step(nur, q, labelled(q, "Ya"))
+    assert "Kendala apa" in q.body
+    q = await step(nur, q, labelled(q, "Menu membingungkan"))
+    await nur.send_text("1.500")
+    assert "tanpa pemisah ribuan" in (await nur.next_reply()).body
+    await nur.send_text("8")
+    q = await nur.next_reply()
+    q = await step(nur, q, labelled(q, "Lewati"))
+    assert "Terima kasih" in q.body
+    assert await stored(services, 1013) == {
+        "channel": "internet_banking", "ease": 6, "had_problem": True,
+        "problem_kind": "confusing", "monthly_use": 8, "suggestion": None,
+    }

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
+from telegram.ext import Application
 
 from bot import keys
 from bot.analytics import branch_summaries
@@ -20,6 +21,7 @@ from bot.conversation import Person, ShowNotice
 from bot.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.errors import ConfigError
 from bot.services import Services
+from storage import audit
 from storage import customers as customer_store
 from storage.crypto import generate_key_material, set_keyring
 from storage.models import answers, customers, metadata, now, survey_sessions
@@ -143,18 +145,24 @@ async def test_erasure_leaves_no_personal_data_and_the_same_summary(
     assert (row.telegram_id, row.name, row.phone, row.phone_hash) == (None, None, None, None)
     assert linked == 0 and texts == ["Ruang tunggu nyaman sekali"]
     assert "Satpam" not in raw
+    async with services.db.transaction() as connection:
+        trail = await audit.entries(connection, actor=f"customer:{row.id}")
+        assert await audit.verify(connection) is None
+    assert [e.action for e in reversed(trail)] == ["customer.consent", "customer.erase"]
+    assert not any("3004" in str(e) or "Siti" in str(e) for e in trail)
     await siti.send_text("/mydata")
     assert "Kami tidak menyimpan data" in (await siti.next_reply()).body
 
 
 async def test_retention_purges_old_free_text_and_inactive_customers(
-    emulator: BotApiEmulator, services: Services, consent: Consent
+    emulator: BotApiEmulator, services: Services, consent: Consent, bot: Application
 ) -> None:
     siti = emulator.user(3006, first_name="Siti", language_code="id")
     await take_survey(siti, consent)
     late = emulator.user(3007, language_code="id")
     await consent(late, "b_JKT01")  # an unfinished survey
     before = await summaries(services)
+    assert [job.name for job in bot.job_queue.jobs()] == ["retention-purge"]
     later = now() + timedelta(days=services.settings.retention_days + 1)
     plan = await services.personal_data.plan_purge(at=later)
     assert (plan.customers, plan.free_text_answers, plan.open_sessions) == (2, 1, 1)
