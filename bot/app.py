@@ -7,7 +7,7 @@ The one place in `bot/` that imports `handlers/`. It only builds things; running
 from __future__ import annotations
 
 import logging
-from datetime import time
+from datetime import time, timedelta
 
 from telegram import BotCommand
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
@@ -26,7 +26,9 @@ from handlers import customer
 from handlers.context import SERVICES_KEY, Context
 from handlers.errors import on_error
 from handlers.render import COMMAND_HELP
+from storage import updates
 from storage.db import Database
+from storage.models import now
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +105,23 @@ def build_application(
 
 
 def _schedule(app: Application, services: Services) -> None:  # type: ignore[type-arg]
-    """Daily retention; the job only wakes the service, which is idempotent across processes."""
+    """Housekeeping; jobs only wake services, which are idempotent across processes."""
     settings = services.settings
     hours, minutes = (int(part) for part in settings.purge_time.split(":"))
 
     async def purge(_context: object) -> None:
         await services.personal_data.purge()
 
+    async def forget_updates(_context: object) -> None:
+        # Telegram keeps an undelivered update for at most 24 hours; two days is ample.
+        async with services.db.transaction() as connection:
+            await updates.prune(connection, now() - timedelta(days=2))
+
     assert app.job_queue is not None
     app.job_queue.run_daily(
         purge, time(hours, minutes, tzinfo=settings.zone), name="retention-purge"
     )
+    app.job_queue.run_repeating(forget_updates, interval=3600, first=60, name="forget-updates")
 
 
 async def publish_commands(app: Application) -> None:  # type: ignore[type-arg]

@@ -162,7 +162,7 @@ async def test_retention_purges_old_free_text_and_inactive_customers(
     late = emulator.user(3007, language_code="id")
     await consent(late, "b_JKT01")  # an unfinished survey
     before = await summaries(services)
-    assert [job.name for job in bot.job_queue.jobs()] == ["retention-purge"]
+    assert "retention-purge" in [job.name for job in bot.job_queue.jobs()]
     later = now() + timedelta(days=services.settings.retention_days + 1)
     plan = await services.personal_data.plan_purge(at=later)
     assert (plan.customers, plan.free_text_answers, plan.open_sessions) == (2, 1, 1)

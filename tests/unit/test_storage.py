@@ -138,3 +138,15 @@ async def test_audit_chain_detects_tampering(db: Database) -> None:
             sa.update(audit_log).where(audit_log.c.id == second.id).values(outcome="refused")
         )
         assert await audit.verify(connection) == second.id
+
+
+async def test_old_update_ids_are_forgotten(db: Database) -> None:
+    from datetime import timedelta
+
+    from storage.models import now
+
+    async with db.transaction() as connection:
+        await updates.claim(connection, 1)
+        assert await updates.prune(connection, now() - timedelta(hours=1)) == 0
+        assert await updates.prune(connection, now() + timedelta(seconds=1)) == 1
+        assert await updates.claim(connection, 1) is True
