@@ -152,81 +152,92 @@ async def unsupported(update: Update, context: Context) -> None:
 
 
 async def press(update: Update, context: Context) -> None:
-    """Handles every button: survey answers, the privacy notice and the language menu."""
+    """Handles every button: survey answers, the privacy notice, language and erasure."""
     query = update.callback_query
     assert query is not None
-    person = _person(update)
-    conversations = context.services.conversations
     parsed = callbacks.parse(query.data)
     match parsed:
         case callbacks.SurveyPress():
-            outcome = await conversations.press(
-                update.update_id,
-                person,
-                parsed.session_id,
-                parsed.index,
-                parsed.action,
-                parsed.value,
-            )
-        case callbacks.NoticePress(choice="language"):
-            await answer(query)
-            notice = ShowNotice(
-                parsed.locale, conversations.notice.text(parsed.locale), parsed.payload
-            )
-            await edit(query, render.notice(notice))
-            return
+            await _survey_press(update, context, parsed)
         case callbacks.NoticePress():
-            agreed = parsed.choice == "agree"
-            outcome = await conversations.consent(
-                update.update_id, person, agreed, parsed.locale, parsed.payload
-            )
-            if not isinstance(outcome, Duplicate):
-                await answer(query)
-                with use_locale(parsed.locale):
-                    mark = (
-                        _("✅ You agreed to the privacy notice.")
-                        if agreed
-                        else _("You declined the privacy notice.")
-                    )
-                await edit(query, Reply(mark))
-                await _send_outcome(update, context, outcome)
-            else:
-                await answer(query)
-            return
-        case callbacks.ErasePress():
-            locale = await conversations.locale_of(person)
-            await answer(query)
-            if parsed.confirmed:
-                done = await context.services.personal_data.erase(person.telegram_id)
-                await edit(query, render.erased(locale, done))
-            else:
-                await edit(query, render.erase_cancelled(locale))
-            return
+            await _notice_press(update, context, parsed)
         case callbacks.LanguagePress():
-            outcome = await conversations.set_language(update.update_id, person, parsed.locale)
-            await answer(query)
-            if isinstance(outcome, LanguageSet):
-                await edit(query, render.language_set(outcome.locale))
-                if outcome.question is not None:
-                    await _send_outcome(update, context, outcome.question)
-            elif not isinstance(outcome, Duplicate):
-                await _send_outcome(update, context, outcome)
-            return
+            await _language_press(update, context, parsed)
+        case callbacks.ErasePress():
+            await _erase_press(update, context, parsed)
         case _:
-            outcome = Info(resolve_locale(person.language_code), "stale")
+            stale = Info(resolve_locale(_person(update).language_code), "stale")
+            await answer(query, render.info(stale).text, alert=True)
 
-    if isinstance(outcome, Question | Completed):
-        await answer(query)
-        await edit(
-            query,
-            render.question(outcome)
-            if isinstance(outcome, Question)
-            else render.completed(outcome),
-        )
-    elif isinstance(outcome, Info):
+
+async def _survey_press(update: Update, context: Context, press: callbacks.SurveyPress) -> None:
+    """Turns the question message into the next question, or refuses a stale press."""
+    query = update.callback_query
+    assert query is not None
+    outcome = await context.services.conversations.press(
+        update.update_id,
+        _person(update),
+        press.session_id,
+        press.index,
+        press.action,
+        press.value,
+    )
+    if isinstance(outcome, Info):
         await answer(query, render.info(outcome).text, alert=True)
+        return
+    await answer(query)
+    reply = _reply(outcome)
+    if reply is not None:
+        await edit(query, reply)
+
+
+async def _notice_press(update: Update, context: Context, press: callbacks.NoticePress) -> None:
+    """Agree or Decline records the decision; the language button only redraws the notice."""
+    query = update.callback_query
+    assert query is not None
+    conversations = context.services.conversations
+    await answer(query)
+    if press.choice == "language":
+        text = conversations.notice.text(press.locale)
+        await edit(query, render.notice(ShowNotice(press.locale, text, press.payload)))
+        return
+    agreed = press.choice == "agree"
+    outcome = await conversations.consent(
+        update.update_id, _person(update), agreed, press.locale, press.payload
+    )
+    if not isinstance(outcome, Duplicate):
+        await edit(query, render.consent_recorded(press.locale, agreed))
+        await _send_outcome(update, context, outcome)
+
+
+async def _language_press(update: Update, context: Context, press: callbacks.LanguagePress) -> None:
+    """Confirms the new language and asks an open survey's question again in it."""
+    query = update.callback_query
+    assert query is not None
+    outcome = await context.services.conversations.set_language(
+        update.update_id, _person(update), press.locale
+    )
+    await answer(query)
+    if isinstance(outcome, LanguageSet):
+        await edit(query, render.language_set(outcome.locale))
+        if outcome.question is not None:
+            await _send_outcome(update, context, outcome.question)
     else:
-        await answer(query)
+        await _send_outcome(update, context, outcome)
+
+
+async def _erase_press(update: Update, context: Context, press: callbacks.ErasePress) -> None:
+    """Erases the customer's data once they confirmed it."""
+    query = update.callback_query
+    assert query is not None
+    person = _person(update)
+    locale = await context.services.conversations.locale_of(person)
+    await answer(query)
+    if press.confirmed:
+        done = await context.services.personal_data.erase(person.telegram_id)
+        await edit(query, render.erased(locale, done))
+    else:
+        await edit(query, render.erase_cancelled(locale))
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

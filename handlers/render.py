@@ -142,6 +142,14 @@ def notice(outcome: ShowNotice) -> Reply:
         return Reply(html.escape(outcome.text), InlineKeyboardMarkup(rows))
 
 
+def consent_recorded(locale: str, agreed: bool) -> Reply:
+    """What the notice message turns into once the customer decided."""
+    with use_locale(locale):
+        if agreed:
+            return Reply(_("✅ You agreed to the privacy notice."))
+        return Reply(_("You declined the privacy notice."))
+
+
 def privacy(text: str) -> Reply:
     return Reply(html.escape(text))
 
