@@ -278,13 +278,16 @@ class Conversations:
     async def _unit(
         self, update_id: int, work: Callable[[AsyncConnection], Awaitable[T]]
     ) -> T | Duplicate:
-        """One transaction per update; a lost version race is retried on fresh state."""
+        """One unit of work per update, group-committed; a lost version race is retried."""
+
+        async def claimed(connection: AsyncConnection) -> T | Duplicate:
+            if not await updates.claim(connection, update_id):
+                return Duplicate()
+            return await work(connection)
+
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._db.transaction() as connection:
-                    if not await updates.claim(connection, update_id):
-                        return Duplicate()
-                    return await work(connection)
+                return await self._db.run(claimed)
             except VersionConflict:
                 if attempt == _ATTEMPTS:
                     raise

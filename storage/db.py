@@ -6,9 +6,10 @@ SQLite runs in WAL mode with one pooled connection: on two cores one writer beat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,6 +18,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from storage.group_commit import GroupCommitter
+
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -50,12 +54,17 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 class Database:
-    """One engine plus the ways to use it: a transaction per unit of work."""
+    """One engine plus the ways to use it: a transaction, or a unit in a group commit."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._group = GroupCommitter(self.engine)
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run a short unit of work in a shared transaction (group commit); see group_commit."""
+        return await self._group.run(work)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -87,6 +96,7 @@ class Database:
             await connection.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
+        await self._group.close()
         await self.engine.dispose()
 
 
