@@ -6,6 +6,8 @@ these few handlers turn any update into the right engine call whichever process 
 
 from __future__ import annotations
 
+import asyncio
+
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -185,10 +187,11 @@ async def _survey_press(update: Update, context: Context, press: callbacks.Surve
     if isinstance(outcome, Info):
         await answer(query, render.info(outcome).text, alert=True)
         return
-    await answer(query)
     reply = _reply(outcome)
-    if reply is not None:
-        await edit(query, reply)
+    if reply is None:
+        await answer(query)
+    else:  # both at once: the customer waits for one round trip, not two
+        await asyncio.gather(answer(query), edit(query, reply))
 
 
 async def _notice_press(update: Update, context: Context, press: callbacks.NoticePress) -> None:
