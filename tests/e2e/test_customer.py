@@ -13,6 +13,7 @@ from bot.runner import running
 from bot.services import Services
 from storage import sessions as session_store
 from storage.models import answers, consents, customers, survey_sessions
+from storage.surveys import links
 from tests.e2e.conftest import has_button, is_question
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -40,29 +41,35 @@ async def step(user: SimUser, message: SimMessage, data: str) -> SimMessage:
     return await user.next_reply()
 
 
+def _latest_session(telegram_id: int) -> sa.Select[tuple[int, str]]:
+    return (
+        sa.select(survey_sessions.c.id, survey_sessions.c.status)
+        .join(customers, customers.c.id == survey_sessions.c.customer_id)
+        .where(customers.c.telegram_id == telegram_id)
+        .order_by(survey_sessions.c.id.desc())
+        .limit(1)
+    )
+
+
 async def stored(services: Services, telegram_id: int) -> dict[str, object]:
     """The answers of the customer's latest session, as the engine normalised them."""
     async with services.db.transaction() as connection:
-        session_id = await connection.scalar(
-            sa.select(survey_sessions.c.id)
-            .join(customers, customers.c.id == survey_sessions.c.customer_id)
-            .where(customers.c.telegram_id == telegram_id)
-            .order_by(survey_sessions.c.id.desc())
-            .limit(1)
-        )
+        session_id, _ = (await connection.execute(_latest_session(telegram_id))).one()
         rows = await session_store.answers_of(connection, session_id)
     return {row.question_id: row.value for row in rows}
 
 
 async def status_of(services: Services, telegram_id: int) -> str:
     async with services.db.transaction() as connection:
-        return await connection.scalar(
-            sa.select(survey_sessions.c.status)
-            .join(customers, customers.c.id == survey_sessions.c.customer_id)
-            .where(customers.c.telegram_id == telegram_id)
-            .order_by(survey_sessions.c.id.desc())
-            .limit(1)
-        )
+        return (await connection.execute(_latest_session(telegram_id))).one().status
+
+
+@pytest.fixture
+async def digital_link(services: Services) -> str:
+    """The deep-link payload of the example organisation's digital-banking survey."""
+    async with services.db.transaction() as connection:
+        found = [link for link in await links(connection) if link.survey_key == "digital_banking"]
+    return f"c_{found[0].token}"
 
 
 async def test_branch_survey_in_indonesian_with_detractor_follow_up(
@@ -324,15 +331,10 @@ async def test_commands_and_stray_input_get_one_sentence(
 
 
 async def test_digital_survey_in_indonesian_by_typing(
-    emulator: BotApiEmulator, services: Services, consent: Consent
+    emulator: BotApiEmulator, services: Services, consent: Consent, digital_link: str
 ) -> None:
-    async with services.db.transaction() as connection:
-        from storage.surveys import links
-
-        token = next(link.token for link in await links(connection)
-                     if link.survey_key == "digital_banking")
     nur = emulator.user(1013, language_code="id")
-    q = await consent(nur, f"c_{token}")
+    q = await consent(nur, digital_link)
     assert "Pertanyaan 1 dari" in q.body
     await nur.send_text("Internet banking (situs web)")  # an option may be typed too
     q = await nur.next_reply()
