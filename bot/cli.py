@@ -98,11 +98,12 @@ async def _init(settings: Settings, *, example: bool) -> int:
             return 0
         async with services.db.transaction() as connection:
             payloads = await load_example(connection)
-        bot = "<your_bot>"
+        username = await _bot_username(settings)
         print("Example organisation loaded. Open these links in Telegram:")
         for payload in payloads:
-            print(f"  https://t.me/{bot}?start={payload}")
-        print("(replace <your_bot> with your bot's username from @BotFather)")
+            print(f"  https://t.me/{username or '<your_bot>'}?start={payload}")
+        if username is None:
+            print("(replace <your_bot> with your bot's username from @BotFather)")
         return 0
     finally:
         await services.db.dispose()
@@ -139,3 +140,24 @@ async def _purge(settings: Settings, *, dry_run: bool) -> int:
     print(f"  {plan.free_text_answers} free-text answers {verb} deleted")
     print(f"  {plan.open_sessions} unfinished surveys {verb} ended")
     return 0
+
+
+async def _bot_username(settings: Settings) -> str | None:
+    """The bot's @username when a token is set and the Bot API answers; links need it."""
+    if settings.bot_token is None:
+        return None
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from bot.request import AiohttpRequest
+
+    bot = Bot(
+        settings.bot_token.get_secret_value(),
+        base_url=f"{settings.telegram_api_url}/bot",
+        request=AiohttpRequest(connection_pool_size=1),
+    )
+    try:
+        async with bot:
+            return bot.username
+    except TelegramError:
+        return None

@@ -3,6 +3,7 @@ traceback for a user error."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -58,14 +59,25 @@ def test_the_command_line_reports_user_errors_in_one_sentence(tmp_path: Path) ->
     assert "Traceback" not in no_token.stderr
 
 
-def test_init_example_prints_deep_links(tmp_path: Path) -> None:
-    env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/suara.db",
-        "KEY_FILE": str(tmp_path / "suara.key"),
-        "SURVEYS_DIR": str(ROOT / "surveys"),
-        "PRIVACY_NOTICE_FILE": str(ROOT / "locales" / "privacy_notice.yaml"),
-    }
-    result = _cli("init", "--example", env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "?start=b_JKT01" in result.stdout and "?start=c_" in result.stdout
+async def test_init_example_prints_deep_links(tmp_path: Path) -> None:
+    from bot.emulator import BotApiEmulator
+
+    async with BotApiEmulator(token="123456:INIT", bot_username="bank_suara_bot") as emulator:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "BOT_TOKEN": "123456:INIT",
+            "TELEGRAM_API_URL": emulator.api_root,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/suara.db",
+            "KEY_FILE": str(tmp_path / "suara.key"),
+            "SURVEYS_DIR": str(ROOT / "surveys"),
+            "PRIVACY_NOTICE_FILE": str(ROOT / "locales" / "privacy_notice.yaml"),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "run_bot.py"), "init", "--example", cwd=tmp_path,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert "https://t.me/bank_suara_bot?start=b_JKT01" in out.decode()
+    assert "?start=c_" in out.decode()
     assert (tmp_path / "suara.key").stat().st_mode & 0o077 == 0
