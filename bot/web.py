@@ -40,6 +40,7 @@ def create_web_app(
             return web.Response(status=403)
         try:
             payload = await request.json(loads=json.loads)
+            _drop_pressed_keyboard(payload)
             update = Update.de_json(payload, application.bot)
         except (ValueError, TypeError, KeyError):
             return web.Response(status=400)
@@ -66,3 +67,11 @@ def create_web_app(
     app.router.add_post(WEBHOOK_PATH, webhook)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def _drop_pressed_keyboard(payload: dict) -> None:  # type: ignore[type-arg]
+    """A press carries the whole message it was on, keyboard included; no handler reads that
+    keyboard, and parsing it is the largest single cost of a press."""
+    query = payload.get("callback_query")
+    if isinstance(query, dict) and isinstance(query.get("message"), dict):
+        query["message"].pop("reply_markup", None)

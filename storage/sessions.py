@@ -99,6 +99,21 @@ async def get(connection: AsyncConnection, session_id: int) -> Session | None:
     return None if row is None else _session(row)
 
 
+# The answer path's statements are built once; only their parameters change per update.
+_FOR_USER = (
+    sa.select(survey_sessions, customers.c.locale.label("customer_locale"))
+    .join(customers, customers.c.id == survey_sessions.c.customer_id)
+    .where(
+        survey_sessions.c.id == sa.bindparam("session_id"),
+        customers.c.telegram_id == sa.bindparam("user"),
+    )
+)
+_SAVE = sa.update(survey_sessions).where(
+    survey_sessions.c.id == sa.bindparam("session_id"),
+    survey_sessions.c.version == sa.bindparam("read_version"),
+)
+
+
 async def get_for_telegram_user(
     connection: AsyncConnection, session_id: int, telegram_id: int
 ) -> tuple[Session, str] | None:
@@ -106,12 +121,8 @@ async def get_for_telegram_user(
 
     A button press names its session; this is where a press on someone else's is refused.
     """
-    statement = (
-        sa.select(survey_sessions, customers.c.locale.label("customer_locale"))
-        .join(customers, customers.c.id == survey_sessions.c.customer_id)
-        .where(survey_sessions.c.id == session_id, customers.c.telegram_id == telegram_id)
-    )
-    row = (await connection.execute(statement)).first()
+    found = await connection.execute(_FOR_USER, {"session_id": session_id, "user": telegram_id})
+    row = found.first()
     return None if row is None else (_session(row), row.customer_locale)
 
 
@@ -171,9 +182,7 @@ async def save(
         if status == COMPLETED:
             changes["completed_at"] = moment
     result = await connection.execute(
-        sa.update(survey_sessions)
-        .where(survey_sessions.c.id == session.id, survey_sessions.c.version == session.version)
-        .values(**changes)
+        _SAVE, {"session_id": session.id, "read_version": session.version, **changes}
     )
     if result.rowcount != 1:
         raise VersionConflict(f"session {session.id} changed since version {session.version}")
