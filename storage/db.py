@@ -28,12 +28,14 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """Build the engine; for SQLite create the file's folder and set the pragmas."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # No pre-ping, which costs a round trip per transaction: `run` retries a unit once on a
+        # connection that died with the server, and the pool replaces it.
         return create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
             hide_parameters=True,
-            pool_pre_ping=True,
+            pool_recycle=1800,
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -63,8 +65,19 @@ class Database:
         self._group = GroupCommitter(self.engine)
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run a short unit of work in a shared transaction (group commit); see group_commit."""
-        return await self._group.run(work)
+        """Run a short unit of work: group-committed on SQLite's single connection (see
+        group_commit), in a transaction of its own on PostgreSQL's pool, where units already
+        proceed side by side and one shared connection would only queue them."""
+        if not self.is_postgres:
+            return await self._group.run(work)
+        for attempt in (1, 2):
+            try:
+                async with self.transaction() as connection:
+                    return await work(connection)
+            except sa.exc.DBAPIError as error:
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
