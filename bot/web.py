@@ -2,7 +2,8 @@
 
 Each delivery is checked against the secret-token header (403 when missing or wrong), processed
 to the end, and answered with the one Bot API call a handler handed back, if any — so a button
-press costs one outgoing request (the edit) instead of two.
+press costs one outgoing request (the edit) instead of two — or with 500 when the bot failed,
+so that Telegram delivers the update again.
 """
 
 from __future__ import annotations
@@ -45,14 +46,13 @@ def create_web_app(
         except (ValueError, TypeError, KeyError):
             return web.Response(status=400)
         async with slots:
-            token = webhook_reply.open_slot()
-            try:
+            with webhook_reply.delivery() as answer:
                 await application.process_update(update)
-            finally:
-                call = webhook_reply.close_slot(token)
-        if call is None:
+        if answer.failed:
+            return web.Response(status=500)  # Telegram delivers it again later
+        if answer.call is None:
             return web.Response(status=200)
-        return web.json_response(call)
+        return web.json_response(answer.call)
 
     async def healthz(_request: web.Request) -> web.Response:
         """Ready when the database answers."""

@@ -1,33 +1,53 @@
-"""One Bot API call may ride back in the webhook's 200 answer instead of a request of its own.
+"""What the answer to one webhook delivery says back to Telegram.
 
-Telegram performs a method named in the body of the answer to a webhook delivery; the bot
-learns neither result nor error, which suits `answerCallbackQuery`. The webhook server opens a
-slot per delivery; a handler offers its call; the server returns what was taken.
+Telegram performs a Bot API method named in the body of a 200 answer; the bot learns neither
+result nor error, which suits `answerCallbackQuery` and saves a request per button press. And a
+non-2xx answer makes Telegram deliver the update again later: right when the bot itself failed
+(say, the database was unreachable), since nothing of the update was committed. The webhook
+server opens a `Delivery` per update; handlers and the error handler fill it in.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar, Token
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
-_slot: ContextVar[list[dict[str, Any]] | None] = ContextVar("webhook_reply", default=None)
+
+@dataclass
+class Delivery:
+    call: dict[str, Any] | None = None
+    failed: bool = False
 
 
-def open_slot() -> Token[list[dict[str, Any]] | None]:
-    return _slot.set([])
+_current: ContextVar[Delivery | None] = ContextVar("webhook_delivery", default=None)
 
 
-def close_slot(token: Token[list[dict[str, Any]] | None]) -> dict[str, Any] | None:
-    """The call offered during this delivery, if any, and forget the slot."""
-    taken = _slot.get()
-    _slot.reset(token)
-    return taken[0] if taken else None
+@contextmanager
+def delivery() -> Iterator[Delivery]:
+    """The answer being prepared for the update processed inside the block."""
+    token = _current.set(Delivery())
+    try:
+        yield _current.get()  # type: ignore[misc]
+    finally:
+        _current.reset(token)
 
 
 def offer(method: str, **params: Any) -> bool:
-    """Hand the call to the webhook answer; False when there is no free slot (polling)."""
-    slot = _slot.get()
-    if slot is None or slot:
+    """Hand a call to the webhook answer; False when there is none to take it (polling)."""
+    current = _current.get()
+    if current is None or current.call is not None:
         return False
-    slot.append({"method": method, **{k: v for k, v in params.items() if v is not None}})
+    current.call = {"method": method, **{k: v for k, v in params.items() if v is not None}}
+    return True
+
+
+def fail() -> bool:
+    """Ask Telegram to deliver this update again; False when not answering a webhook."""
+    current = _current.get()
+    if current is None:
+        return False
+    current.failed = True
     return True

@@ -3,16 +3,20 @@ inside the webhook's 200 answer instead of a request of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 
 from bot.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.runner import Webhook, running
 from bot.services import Services
 from bot.web import SECRET_HEADER, WEBHOOK_PATH
+from tests.e2e.conftest import TOKEN
 
 SECRET = "webhook-secret_123"
 
@@ -62,3 +66,32 @@ async def test_wrong_or_missing_secret_is_refused(services: Services, hook: Webh
             assert response.status == 400
         async with http.get(f"{hook.public_url}/healthz") as response:
             assert response.status == 200 and (await response.json()) == {"status": "ok"}
+
+
+async def test_a_failed_update_is_answered_500_and_delivered_again(
+    services: Services,
+    hook: Webhook,
+    consent: Callable[[SimUser, str | None], Awaitable[SimMessage]],
+) -> None:
+    async with BotApiEmulator(token=TOKEN, webhook_retry_delays=(0.5, 1.0, 2.0)) as emulator:
+        settings = services.settings.model_copy(update={"telegram_api_url": emulator.api_root})
+        retried = replace(services, settings=settings)
+        async with running(retried, hook):
+            omar = emulator.user(2002, language_code="id")
+            question = await consent(omar, "b_JKT01")
+            async with services.db.transaction() as connection:  # the database fails...
+                await connection.execute(sa.text("ALTER TABLE answers RENAME TO answers_away"))
+            update = await omar.press(question, question.button_data[3])
+            for _ in range(250):  # the first delivery is refused with 500
+                if any(a.status == 500 for a in emulator.webhook_log):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the failed update was not answered with 500")
+            async with services.db.transaction() as connection:  # ...and comes back
+                await connection.execute(sa.text("ALTER TABLE answers_away RENAME TO answers"))
+            following = await omar.wait_for(lambda m: "Pertanyaan 2 dari" in m.body, 10)
+            assert following.message_id == question.message_id
+    attempts = [a.status for a in emulator.webhook_log if a.update_id == update["update_id"]]
+    assert attempts[0] == 500 and attempts[-1] == 200
+    assert "Maaf" not in " ".join(m.body for m in omar.messages)  # no apology for a retry
