@@ -230,42 +230,33 @@ async def send_message(emu: BotApiEmulator, p: Params) -> Any:
 
 @api("sendPhoto")
 async def send_photo(emu: BotApiEmulator, p: Params) -> Any:
-    user = _chat(emu, p, sending=True)
-    photo = p.file("photo")
-    if photo is None or photo == "":
-        raise bad_request("there is no photo in the request")
-    caption, entities = _caption(p)
-    markup = parse_reply_markup(p.get("reply_markup"))
-    sizes, data = emu.files.photo(photo)
-    emu.admit("sendPhoto", user.id, paid=p.flag("allow_paid_broadcast"))
-    message = emu.create_message(
-        user,
-        photo=sizes,
-        content=data,
-        caption=caption,
-        caption_entities=entities,
-        reply_markup=markup,
-    )
-    return message.to_api()
+    return _send_file(emu, p, "photo", emu.files.photo)
 
 
 @api("sendDocument")
 async def send_document(emu: BotApiEmulator, p: Params) -> Any:
+    return _send_file(emu, p, "document", emu.files.document)
+
+
+def _send_file(
+    emu: BotApiEmulator, p: Params, kind: str, store: Callable[[Any], tuple[Any, bytes]]
+) -> Any:
+    """sendPhoto and sendDocument: the same checks, a different way to store the file."""
     user = _chat(emu, p, sending=True)
-    document = p.file("document")
-    if document is None or document == "":
-        raise bad_request("there is no document in the request")
+    upload = p.file(kind)
+    if upload is None or upload == "":
+        raise bad_request(f"there is no {kind} in the request")
     caption, entities = _caption(p)
     markup = parse_reply_markup(p.get("reply_markup"))
-    info, data = emu.files.document(document)
-    emu.admit("sendDocument", user.id, paid=p.flag("allow_paid_broadcast"))
+    stored, data = store(upload)
+    emu.admit("send" + kind.capitalize(), user.id, paid=p.flag("allow_paid_broadcast"))
     message = emu.create_message(
         user,
-        document=info,
         content=data,
         caption=caption,
         caption_entities=entities,
         reply_markup=markup,
+        **{kind: stored},
     )
     return message.to_api()
 
