@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bot.config import Settings, load_settings
 from bot.errors import SuaraError
+from bot.logs import configure_logging
 
 log = logging.getLogger("suara")
 
@@ -41,27 +42,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(settings: Settings | None, quiet: bool = False) -> None:
-    level = (
-        logging.WARNING if quiet else getattr(logging, settings.log_level if settings else "INFO")
-    )
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx/aiohttp would log every request URL, which carries the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
             from bot.demo import run_demo
 
-            _configure_logging(None, quiet=True)
+            configure_logging("WARNING")
             return _run(lambda: run_demo(customers=args.customers, seed=args.seed))
         settings = load_settings()
-        _configure_logging(settings)
+        configure_logging(settings.log_level)
         if args.command == "init":
             return _run(lambda: _init(settings, example=args.example))
         if args.command == "rotate-key":

@@ -4,6 +4,7 @@ access, erasure, retention, consent versions, key rotation and wrong keys."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -20,11 +21,13 @@ from bot.config import Settings
 from bot.conversation import Person, ShowNotice
 from bot.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.errors import ConfigError
+from bot.logs import configure_logging
 from bot.services import Services
 from storage import audit
 from storage import customers as customer_store
 from storage.crypto import generate_key_material, set_keyring
 from storage.models import answers, customers, metadata, now, survey_sessions
+from tests.e2e.conftest import TOKEN
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 pytestmark = pytest.mark.usefixtures("bot")
@@ -232,3 +235,22 @@ async def test_a_wrong_key_stops_start_up(services: Services, bot_settings: Sett
     with pytest.raises(ConfigError, match=r"key file .* is missing"):
         await open_services(bot_settings)
     set_keyring(None)
+
+
+async def test_logs_hold_no_token_and_no_personal_data(
+    emulator: BotApiEmulator, consent: Consent, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure_logging("DEBUG")
+    caplog.set_level(logging.DEBUG)
+    siti = emulator.user(3010, first_name="Siti", last_name="Rahmawati", language_code="id")
+    await take_survey(siti, consent)
+    await siti.send_text("/mydata")
+    await siti.wait_for(lambda m: m.document is not None)
+    logged = "\n".join(
+        record.getMessage() + (caplog.text if record.exc_info else "")
+        for record in caplog.records
+    )
+    assert logging.getLogger("bot.conversation").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("telegram.ext.ExtBot").isEnabledFor(logging.DEBUG)
+    for secret in (TOKEN.split(":")[1], "Rahmawati", "Satpam", "pintu masuk"):
+        assert secret not in logged
