@@ -123,6 +123,8 @@ async def test_erasure_leaves_no_personal_data_and_the_same_summary(
     other = emulator.user(3005, first_name="Tono", language_code="id")
     await take_survey(siti, consent)
     await take_survey(other, consent, comment="Ruang tunggu nyaman sekali")
+    await siti.start("b_JKT01")  # a second survey, left open
+    assert "Pertanyaan 1 dari" in (await siti.next_reply()).body
     before = await summaries(services)
 
     await siti.send_text("/delete_me")
@@ -145,8 +147,11 @@ async def test_erasure_leaves_no_personal_data_and_the_same_summary(
         texts = (await connection.execute(
             sa.select(answers.c.value_text).where(answers.c.value_text.is_not(None))
         )).scalars().all()
+        still_open = await connection.scalar(
+            sa.select(sa.func.count()).select_from(survey_sessions)
+            .where(survey_sessions.c.status == "open"))
     assert (row.telegram_id, row.name, row.phone, row.phone_hash) == (None, None, None, None)
-    assert linked == 0 and texts == ["Ruang tunggu nyaman sekali"]
+    assert linked == 0 and texts == ["Ruang tunggu nyaman sekali"] and still_open == 0
     assert "Satpam" not in raw
     async with services.db.transaction() as connection:
         trail = await audit.entries(connection, actor=f"customer:{row.id}")
