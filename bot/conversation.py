@@ -197,7 +197,8 @@ class Conversations:
                 return Info(locale, "stale")
             if any(isinstance(effect, Reject) for effect in step.effects):
                 return Info(locale, "stale")  # buttons only offer valid values: this was forged
-            return await self._advance(connection, session, pinned, locale, step, action)
+            answered = question_id if action in ("answer", "done", "skip") else None
+            return await self._advance(connection, session, pinned, locale, step, answered)
 
         return await self._unit(update_id, work)
 
@@ -222,7 +223,9 @@ class Conversations:
             for effect in step.effects:
                 if isinstance(effect, Reject):
                     return Rejected(customer.locale, effect)
-            return await self._advance(connection, session, pinned, customer.locale, step, "answer")
+            return await self._advance(
+                connection, session, pinned, customer.locale, step, state.current
+            )
 
         return await self._unit(update_id, work)
 
@@ -369,15 +372,14 @@ class Conversations:
         pinned: Pinned,
         locale: str,
         step: Step,
-        action: Action,
+        answered: str | None,
     ) -> Outcome:
-        """Persist the step: the state, the answer it recorded, and completion."""
-        previous = State.from_dict(session.state)
+        """Persist the step: the state, the answer to `answered` (if any), and completion."""
         finish = next((e for e in step.effects if isinstance(e, Finish)), None)
         status = session_store.COMPLETED if finish is not None else None
         await session_store.save(connection, session, state=step.state.to_dict(), status=status)
-        if action in ("answer", "done", "skip") and previous.current is not None:
-            question = pinned.survey.question(previous.current)
+        if answered is not None:
+            question = pinned.survey.question(answered)
             await session_store.record_answer(
                 connection,
                 session.id,

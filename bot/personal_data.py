@@ -101,8 +101,12 @@ class PersonalData:
         await session_store.detach_customer(connection, customer_id)
         await customer_store.anonymise(connection, customer_id)
 
+    def _cutoff(self, at: datetime | None) -> datetime:
+        """Data last touched before this moment has outlived the retention period."""
+        return (at or now()) - timedelta(days=self._settings.retention_days)
+
     async def plan_purge(self, at: datetime | None = None) -> PurgePlan:
-        cutoff = (at or now()) - timedelta(days=self._settings.retention_days)
+        cutoff = self._cutoff(at)
         async with self._db.transaction() as connection:
             return PurgePlan(
                 cutoff,
@@ -113,7 +117,7 @@ class PersonalData:
 
     async def purge(self, at: datetime | None = None) -> PurgePlan:
         """Apply retention: old free text goes, inactive customers are anonymised."""
-        cutoff = (at or now()) - timedelta(days=self._settings.retention_days)
+        cutoff = self._cutoff(at)
         async with self._db.transaction() as connection:
             texts, ended = await session_store.purge_before(connection, cutoff)
             inactive = await customer_store.inactive_since(connection, cutoff)

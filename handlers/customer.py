@@ -123,7 +123,7 @@ async def my_data(update: Update, context: Context) -> None:
     services = context.services
     locale = await services.conversations.locale_of(person)
     data = await services.personal_data.export(person.telegram_id)
-    await _say(update, context, render.my_data(data, locale))
+    await _say(update, context, render.my_data(data, locale, services.settings.zone))
     if data is not None:
         assert update.effective_chat is not None
         await context.bot.send_document(

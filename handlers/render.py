@@ -20,7 +20,6 @@ from handlers import callbacks
 _ = gettext
 
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
-JAKARTA = ZoneInfo("Asia/Jakarta")
 
 INFO: dict[InfoKind, str] = {
     "greeting": N_(
@@ -274,7 +273,7 @@ def _answer_rows(
     return []
 
 
-def my_data(data: dict[str, Any] | None, locale: str) -> Reply:
+def my_data(data: dict[str, Any] | None, locale: str, zone: ZoneInfo) -> Reply:
     """A readable account of what is stored; the full JSON document goes with it."""
     with use_locale(locale):
         if data is None:
@@ -296,7 +295,7 @@ def my_data(data: dict[str, Any] | None, locale: str) -> Reply:
             moment = datetime.fromisoformat(agreed[-1]["at"])
             lines.append(
                 _("Privacy notice agreed: version {version}, {when}").format(
-                    version=html.escape(agreed[-1]["version"]), when=datetime_text(moment, JAKARTA)
+                    version=html.escape(agreed[-1]["version"]), when=datetime_text(moment, zone)
                 )
             )
         lines += [
