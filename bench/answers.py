@@ -25,7 +25,6 @@ import random
 import secrets
 import shutil
 import socket
-import sqlite3
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
+import sqlalchemy as sa
 
 from bench import procstat
 from bench.client import (
@@ -51,6 +51,10 @@ from bench.client import (
 from bot.emulator import BotApiEmulator
 from bot.example import BRANCHES
 from flows import load_survey_file, localized
+from flows.engine import State
+from storage.crypto import Keyring, load_key_file, using_keyring
+from storage.db import Database
+from storage.models import answers, survey_sessions
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:BENCH-TOKEN"
@@ -231,16 +235,21 @@ async def database(kind: str | None, folder: Path, pg_url: str) -> AsyncIterator
             await admin.close()
 
 
-async def count_answers(url: str) -> int:
-    """Rows in the answers table, read after the bot has stopped."""
-    if url.startswith("sqlite"):
-        with contextlib.closing(sqlite3.connect(url.split("///", 1)[1])) as connection:
-            return connection.execute("SELECT count(*) FROM answers").fetchone()[0]
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+async def count_answers(url: str, key_file: Path) -> int:
+    """Answers held durably, read after the bot has stopped: the answers table holds those of
+    completed sessions, and each open session's encrypted state holds its own so far."""
+    database = Database(url)
     try:
-        return await connection.fetchval("SELECT count(*) FROM answers")
+        with using_keyring(Keyring(load_key_file(key_file))):
+            async with database.transaction() as connection:
+                rows = await connection.scalar(sa.select(sa.func.count()).select_from(answers))
+                states = await connection.scalars(
+                    sa.select(survey_sessions.c.state).where(survey_sessions.c.status == "open")
+                )
+                held = sum(len(State.from_dict(json.loads(state)).answers) for state in states)
     finally:
-        await connection.close()
+        await database.dispose()
+    return int(rows or 0) + held
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -300,7 +309,7 @@ async def run(config: Config, options: Options, profile: Path | None = None) -> 
             finally:
                 await bot.stop()
             if url:
-                result.db_rows = await count_answers(url)
+                result.db_rows = await count_answers(url, folder / "bench.key")
             return result
 
 

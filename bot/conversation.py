@@ -1,9 +1,12 @@
 """The customer conversation service: deep links, consent, answers, language, opt-out.
 
-Each call is one unit of work for one Telegram update: it claims the update id (a redelivered
-update does nothing), reads the stored state, runs the survey engine, saves with optimistic
-concurrency and commits — and only then does the handler render and send. It returns plain
-outcomes; it never touches Telegram.
+Each call is one unit of work for one Telegram update: it reads the stored state, runs the survey
+engine, saves with optimistic concurrency and commits — and only then does the handler render
+and send. It returns plain outcomes; it never touches Telegram.
+
+A redelivered update does nothing. A survey button names the session version it was drawn for,
+so a second delivery of a press finds a newer version and is stale. Every other update claims
+its update id in the same unit of work.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from storage.customers import Customer
 from storage.db import Database
 from storage.errors import VersionConflict
 from storage.models import now
+from storage.prepared import atomic
 from storage.surveys import link as find_link
 
 log = logging.getLogger(__name__)
@@ -85,6 +89,7 @@ class Question:
     locale: str
     survey: Survey
     session_id: int
+    version: int  # the session's version: the buttons drawn for it name it
     ask: Ask
     intro: bool = False
     resumed: bool = False
@@ -170,11 +175,13 @@ class Conversations:
         update_id: int,
         person: Person,
         session_id: int,
-        index: int,
+        version: int,
         action: Action,
         value: str | None = None,
     ) -> Outcome:
-        """A survey button: answer, toggle, done, back or skip for question `index`."""
+        """A survey button drawn for `version` of the session: answer, toggle, done, back or
+        skip on the current question. Any other version means the press is stale (or
+        redelivered) and changes nothing."""
 
         async def work(connection: AsyncConnection) -> Outcome:
             found = await session_store.get_for_telegram_user(
@@ -183,24 +190,21 @@ class Conversations:
             if found is None:
                 return Info(resolve_locale(person.language_code), "stale")
             session, locale = found
-            if session.status != session_store.OPEN:
+            if session.status != session_store.OPEN or session.version != version:
                 return Info(locale, "stale")
             pinned = await self._catalog.pinned(connection, session.survey_id)
-            questions = pinned.survey.questions
-            if not 0 <= index < len(questions):
-                return Info(locale, "stale")
-            question_id = questions[index].id
             state = State.from_dict(session.state)
+            if state.current is None:
+                return Info(locale, "stale")
             try:
-                step = _apply(pinned.survey, state, question_id, action, value)
+                step = _apply(pinned.survey, state, state.current, action, value)
             except FlowError:
                 return Info(locale, "stale")
             if any(isinstance(effect, Reject) for effect in step.effects):
                 return Info(locale, "stale")  # buttons only offer valid values: this was forged
-            answered = question_id if action in ("answer", "done", "skip") else None
-            return await self._advance(connection, session, pinned, locale, step, answered)
+            return await self._advance(connection, session, pinned, locale, step)
 
-        return await self._unit(update_id, work)
+        return await self._unit(update_id, work, claim=False)
 
     async def reply_text(self, update_id: int, person: Person, text: str) -> Outcome:
         """A typed message: the answer to the current question, whatever its type."""
@@ -223,9 +227,7 @@ class Conversations:
             for effect in step.effects:
                 if isinstance(effect, Reject):
                     return Rejected(customer.locale, effect)
-            return await self._advance(
-                connection, session, pinned, customer.locale, step, state.current
-            )
+            return await self._advance(connection, session, pinned, customer.locale, step)
 
         return await self._unit(update_id, work)
 
@@ -245,7 +247,7 @@ class Conversations:
                 return LanguageSet(locale, None)
             pinned = await self._catalog.pinned(connection, session.survey_id)
             step = engine.resume(pinned.survey, State.from_dict(session.state))
-            return LanguageSet(locale, _question(locale, pinned, session.id, step, resumed=True))
+            return LanguageSet(locale, _question(locale, pinned, session, step, resumed=True))
 
         return await self._unit(update_id, work)
 
@@ -279,9 +281,16 @@ class Conversations:
         return customer is not None and customer.consent_version == self._notice.version
 
     async def _unit(
-        self, update_id: int, work: Callable[[AsyncConnection], Awaitable[T]]
+        self,
+        update_id: int,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        claim: bool = True,
     ) -> T | Duplicate:
-        """One unit of work per update, group-committed; a lost version race is retried."""
+        """One unit of work per update, group-committed; a lost version race is retried.
+
+        With `claim`, the update id is recorded in the same unit, so a redelivery is a
+        Duplicate; survey presses need no claim, as their versions already make them stale."""
 
         async def claimed(connection: AsyncConnection) -> T | Duplicate:
             if not await updates.claim(connection, update_id):
@@ -290,7 +299,7 @@ class Conversations:
 
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return await self._db.run(claimed)
+                return await self._db.run(claimed if claim else work)
             except VersionConflict:
                 if attempt == _ATTEMPTS:
                     raise
@@ -308,7 +317,7 @@ class Conversations:
                 return Info(customer.locale, "greeting")
             pinned = await self._catalog.pinned(connection, current.survey_id)
             step = engine.resume(pinned.survey, State.from_dict(current.state))
-            return _question(customer.locale, pinned, current.id, step, resumed=True)
+            return _question(customer.locale, pinned, current, step, resumed=True)
         target = await self._resolve(connection, payload)
         if target is None:
             return Info(customer.locale, "link_unknown")
@@ -322,7 +331,7 @@ class Conversations:
             current_pin = await self._catalog.pinned(connection, current.survey_id)
             if current_pin.survey.id == survey_key and current.branch_id == branch_id:
                 step = engine.resume(current_pin.survey, State.from_dict(current.state))
-                return _question(customer.locale, current_pin, current.id, step, resumed=True)
+                return _question(customer.locale, current_pin, current, step, resumed=True)
             await session_store.save(connection, current, status=session_store.ABANDONED)
         if await self._answered_recently(connection, customer, survey_key, branch_id):
             return Info(customer.locale, "already_answered")
@@ -330,7 +339,7 @@ class Conversations:
         session = await session_store.create(
             connection, customer.id, pinned.id, branch_id, step.state.to_dict()
         )
-        return _question(customer.locale, pinned, session.id, step, intro=True)
+        return _question(customer.locale, pinned, session, step, intro=True)
 
     async def _resolve(
         self, connection: AsyncConnection, payload: str
@@ -372,27 +381,34 @@ class Conversations:
         pinned: Pinned,
         locale: str,
         step: Step,
-        answered: str | None,
     ) -> Outcome:
-        """Persist the step: the state, the answer to `answered` (if any), and completion."""
+        """Persist the step: the new state, or at the end the final answers, all at once."""
         finish = next((e for e in step.effects if isinstance(e, Finish)), None)
-        status = session_store.COMPLETED if finish is not None else None
-        await session_store.save(connection, session, state=step.state.to_dict(), status=status)
-        if answered is not None:
-            question = pinned.survey.question(answered)
-            await session_store.record_answer(
+        if finish is None:
+            saved = await session_store.save(connection, session, state=step.state.to_dict())
+            return _question(locale, pinned, saved, step)
+        survey = pinned.survey
+        async with atomic(connection):
+            await session_store.complete(
                 connection,
-                session.id,
-                question.id,
-                question.type,
-                step.state.answers.get(question.id),
+                session,
+                [(qid, survey.question(qid).type, value) for qid, value in finish.answers.items()],
             )
-        if finish is not None:
-            await session_store.keep_only(connection, session.id, finish.answers.keys())
             if session.customer_id is not None:
-                await customer_store.update(connection, session.customer_id)
-            return Completed(locale, pinned.survey)
-        return _question(locale, pinned, session.id, step)
+                await customer_store.touch(connection, session.customer_id)
+        return Completed(locale, survey)
+
+
+async def answers_so_far(
+    connection: AsyncConnection, session: session_store.Session
+) -> dict[str, object]:
+    """A session's answers: its state holds them while it is open, the answers table once it
+    has completed (an abandoned session keeps none)."""
+    if session.status == session_store.OPEN:
+        return dict(State.from_dict(session.state).answers)
+    return {
+        row.question_id: row.value for row in await session_store.answers_of(connection, session.id)
+    }
 
 
 def _apply(
@@ -412,14 +428,16 @@ def _apply(
 def _question(
     locale: str,
     pinned: Pinned,
-    session_id: int,
+    session: session_store.Session,
     step: Step,
     *,
     intro: bool = False,
     resumed: bool = False,
 ) -> Question:
     ask = next(effect for effect in step.effects if isinstance(effect, Ask))
-    return Question(locale, pinned.survey, session_id, ask, intro=intro, resumed=resumed)
+    return Question(
+        locale, pinned.survey, session.id, session.version, ask, intro=intro, resumed=resumed
+    )
 
 
 def _clean_payload(payload: str | None) -> str | None:

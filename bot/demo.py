@@ -9,6 +9,7 @@ open branch deep links and answer — some in English, some going back, some giv
 from __future__ import annotations
 
 import asyncio
+import html
 import random
 import tempfile
 import time
@@ -22,6 +23,7 @@ from bot.config import load_settings
 from bot.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.example import BRANCHES, load_example
 from bot.runner import running
+from flows.schema import Question as SurveyQuestion
 from flows.schema import Survey, localized
 from storage.crypto import set_keyring
 
@@ -70,11 +72,14 @@ def _personas(count: int, rng: random.Random) -> list[Persona]:
     ]
 
 
-def _survey_index(message: SimMessage) -> int | None:
-    for data in message.button_data:
-        if data.startswith("q:"):
-            return int(data.split(":")[2])
-    return None
+def _is_question(message: SimMessage) -> bool:
+    return any(data.startswith("q:") for data in message.button_data)
+
+
+def _question_on(message: SimMessage, survey: Survey) -> SurveyQuestion:
+    """The question a message asks, recognised by its text in either language."""
+    body = html.unescape(message.body)
+    return next(q for q in survey.questions if any(text in body for text in q.text.values()))
 
 
 def _same_message(message_id: int, message: SimMessage) -> bool:
@@ -93,9 +98,7 @@ async def _answer(
     user: SimUser, survey: Survey, message: SimMessage, persona: Persona, rng: random.Random
 ) -> None:
     """Answer the question on `message` the way this persona would."""
-    index = _survey_index(message)
-    assert index is not None
-    question = survey.questions[index]
+    question = _question_on(message, survey)
     mood = MOOD[persona.branch]
     if question.optional and rng.random() < 0.2:
         await user.press(message, next(d for d in message.button_data if d.endswith(":s")))
@@ -108,9 +111,11 @@ async def _answer(
         choices = [d for d in message.button_data if ":a:" in d]
         await user.press(message, rng.choice(choices))
     elif kind == "multi":
-        toggles = [d for d in message.button_data if ":t:" in d]
-        for data in rng.sample(toggles, k=min(len(toggles), rng.randint(1, 2))):
-            await user.press(message, data)
+        options = [d.rsplit(":", 1)[1] for d in message.button_data if ":t:" in d]
+        for option in rng.sample(options, k=min(len(options), rng.randint(1, 2))):
+            # Every toggle redraws the keyboard for the session's next version.
+            toggle = next(d for d in message.button_data if d.endswith(f":t:{option}"))
+            await user.press(message, toggle)
             message = await user.wait_for(partial(_same_message, message.message_id), WAIT)
         await user.press(message, next(d for d in message.button_data if d.endswith(":d")))
     elif kind == "number":
@@ -137,11 +142,11 @@ async def _customer(
     outro = localized(survey.outro, persona.locale, survey.default_locale)[:20]
 
     def is_step(message: SimMessage) -> bool:
-        return _survey_index(message) is not None or message.body.startswith(outro)
+        return _is_question(message) or message.body.startswith(outro)
 
     message = await user.wait_for(is_step, WAIT)
     answered, went_back = 0, False
-    while _survey_index(message) is not None:
+    while _is_question(message):
         if persona.gives_up_after is not None and answered >= persona.gives_up_after:
             return
         await asyncio.sleep(rng.uniform(0.05, 0.4))

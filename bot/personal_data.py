@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Settings
+from bot.conversation import answers_so_far
 from bot.surveys import SurveyCatalog
 from storage import audit
 from storage import customers as customer_store
@@ -78,13 +79,12 @@ class PersonalData:
         self, connection: AsyncConnection, session: session_store.Session
     ) -> dict[str, Any]:
         pinned = await self._catalog.pinned(connection, session.survey_id)
-        stored = await session_store.answers_of(connection, session.id)
         return {
             "survey": pinned.survey.id,
             "version": pinned.version,
             "status": session.status,
             "completed_at": session.completed_at.isoformat() if session.completed_at else None,
-            "answers": {answer.question_id: answer.value for answer in stored},
+            "answers": await answers_so_far(connection, session),
         }
 
     async def erase(self, telegram_id: int) -> bool:

@@ -1,9 +1,10 @@
 """Compact button data (at most 64 bytes) and its strict parser.
 
-Survey buttons name the session, the question's index and the value: the service checks all
-three against the stored state, so a stale or forged press changes nothing.
+Survey buttons name the session, the session version they were drawn for and the value: the
+service checks all three against the stored state, so a stale, forged or redelivered press
+changes nothing.
 
-    q:<session>:<index>:<a|t|d|b|s>[:<value>]   answer, toggle, done, back, skip
+    q:<session>:<version>:<a|t|d|b|s>[:<value>]  answer, toggle, done, back, skip
     k:<y|n|l>:<locale>[:<payload>]              privacy notice: agree, decline, language
     l:<locale>                                  /language choice
     e:<y|n>                                     /delete_me: erase, or keep
@@ -20,7 +21,7 @@ from bot.conversation import Action
 MAX_BYTES = 64
 _ACTIONS: dict[str, Action] = {"a": "answer", "t": "toggle", "d": "done", "b": "back", "s": "skip"}
 _CODES = {name: code for code, name in _ACTIONS.items()}
-_SURVEY = re.compile(r"q:(\d{1,12}):(\d{1,3}):([atdbs])(?::([A-Za-z0-9_.-]{1,32}))?")
+_SURVEY = re.compile(r"q:(\d{1,12}):(\d{1,9}):([atdbs])(?::([A-Za-z0-9_.-]{1,32}))?")
 _NOTICE = re.compile(r"k:([ynl]):([a-z]{2}):?([A-Za-z0-9_-]{0,40})")
 _LANGUAGE = re.compile(r"l:([a-z]{2})")
 _ERASE = re.compile(r"e:([yn])")
@@ -29,7 +30,7 @@ _ERASE = re.compile(r"e:([yn])")
 @dataclass(frozen=True)
 class SurveyPress:
     session_id: int
-    index: int
+    version: int
     action: Action
     value: str | None
 
@@ -54,8 +55,8 @@ class ErasePress:
 Press = SurveyPress | NoticePress | LanguagePress | ErasePress
 
 
-def survey(session_id: int, index: int, action: Action, value: object = None) -> str:
-    data = f"q:{session_id}:{index}:{_CODES[action]}"
+def survey(session_id: int, version: int, action: Action, value: object = None) -> str:
+    data = f"q:{session_id}:{version}:{_CODES[action]}"
     return data if value is None else f"{data}:{value}"
 
 

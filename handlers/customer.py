@@ -180,7 +180,7 @@ async def _survey_press(update: Update, context: Context, press: callbacks.Surve
         update.update_id,
         _person(update),
         press.session_id,
-        press.index,
+        press.version,
         press.action,
         press.value,
     )

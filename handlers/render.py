@@ -183,7 +183,7 @@ def question(outcome: Question) -> Reply:
     """The question with its progress line, answer buttons and Back / Skip."""
     ask, survey, locale = outcome.ask, outcome.survey, outcome.locale
     q = ask.question
-    index = survey.index_of(q.id)
+    session, version = outcome.session_id, outcome.version
     with use_locale(locale):
         lines = []
         if outcome.intro:
@@ -201,18 +201,18 @@ def question(outcome: Question) -> Reply:
         hint = _hint(q)
         if hint:
             lines += ["", f"<i>{hint}</i>"]
-        rows = _answer_rows(outcome.session_id, index, q, ask.draft, locale, survey.default_locale)
+        rows = _answer_rows(session, version, q, ask.draft, locale, survey.default_locale)
         nav = []
         if ask.position > 1:
             nav.append(
                 InlineKeyboardButton(
-                    _("« Back"), callback_data=callbacks.survey(outcome.session_id, index, "back")
+                    _("« Back"), callback_data=callbacks.survey(session, version, "back")
                 )
             )
         if q.optional:
             nav.append(
                 InlineKeyboardButton(
-                    _("Skip »"), callback_data=callbacks.survey(outcome.session_id, index, "skip")
+                    _("Skip »"), callback_data=callbacks.survey(session, version, "skip")
                 )
             )
         if nav:
@@ -233,7 +233,7 @@ def _hint(q: SurveyQuestion) -> str:
 
 def _answer_rows(
     session_id: int,
-    index: int,
+    version: int,
     q: SurveyQuestion,
     draft: tuple[str, ...],
     locale: str,
@@ -241,7 +241,7 @@ def _answer_rows(
 ) -> list[list[InlineKeyboardButton]]:
     def button(label: str, action: str, value: object) -> InlineKeyboardButton:
         return InlineKeyboardButton(
-            label, callback_data=callbacks.survey(session_id, index, action, value)
+            label, callback_data=callbacks.survey(session_id, version, action, value)
         )  # type: ignore[arg-type]
 
     if q.type == "rating":

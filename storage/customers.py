@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.crypto import get_keyring, normalise_phone
 from storage.models import consents, customers, now
+from storage.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,18 @@ async def update(connection: AsyncConnection, customer_id: int, **values: object
     await connection.execute(
         sa.update(customers).where(customers.c.id == customer_id).values(**values)
     )
+
+
+_TOUCH = Prepared(
+    sa.update(customers)
+    .where(customers.c.id == sa.bindparam("customer_id"))
+    .values(last_active_at=sa.bindparam("at"))
+)
+
+
+async def touch(connection: AsyncConnection, customer_id: int) -> None:
+    """Note the customer's latest activity (the answer path's one customer write)."""
+    await _TOUCH.many(connection, [{"customer_id": customer_id, "at": now()}])
 
 
 async def consent_history(connection: AsyncConnection, customer_id: int) -> list[Consent]:

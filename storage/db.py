@@ -72,8 +72,12 @@ class Database:
             return await self._group.run(work)
         for attempt in (1, 2):
             try:
-                async with self.transaction() as connection:
-                    return await work(connection)
+                # Commit as you go: the transaction begins with the first Core statement, so a
+                # unit of prepared statements alone (storage.prepared) never pays for one.
+                async with self.engine.connect() as connection:
+                    result = await work(connection)
+                    await connection.commit()
+                    return result
             except sa.exc.DBAPIError as error:
                 if attempt == 2 or not error.connection_invalidated:
                     raise

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.dialect import upsert
 from storage.errors import VersionConflict
 from storage.models import answers, customers, now, survey_sessions, surveys
+from storage.prepared import Prepared, atomic
 
 OPEN, COMPLETED, ABANDONED = "open", "completed", "abandoned"
 SCRUBBED: dict[str, Any] = {}  # the state of a session that has ended
@@ -99,8 +99,8 @@ async def get(connection: AsyncConnection, session_id: int) -> Session | None:
     return None if row is None else _session(row)
 
 
-# The answer path's statements are built once; only their parameters change per update.
-_FOR_USER = (
+# The answer path's statements run prepared on the driver (storage.prepared).
+_FOR_USER = Prepared(
     sa.select(survey_sessions, customers.c.locale.label("customer_locale"))
     .join(customers, customers.c.id == survey_sessions.c.customer_id)
     .where(
@@ -108,9 +108,25 @@ _FOR_USER = (
         customers.c.telegram_id == sa.bindparam("user"),
     )
 )
-_SAVE = sa.update(survey_sessions).where(
-    survey_sessions.c.id == sa.bindparam("session_id"),
-    survey_sessions.c.version == sa.bindparam("read_version"),
+_SAVE = Prepared(
+    sa.update(survey_sessions)
+    .where(
+        survey_sessions.c.id == sa.bindparam("session_id"),
+        survey_sessions.c.version == sa.bindparam("read_version"),
+    )
+    .values(
+        state=sa.bindparam("state"),
+        status=sa.bindparam("status"),
+        version=sa.bindparam("version"),
+        updated_at=sa.bindparam("updated_at"),
+        completed_at=sa.bindparam("completed_at"),
+    )
+    .returning(survey_sessions.c.id)
+)
+_ANSWER = Prepared(
+    sa.insert(answers).values(
+        {column.name: sa.bindparam(column.name) for column in answers.c if column.name != "id"}
+    )
 )
 
 
@@ -121,8 +137,7 @@ async def get_for_telegram_user(
 
     A button press names its session; this is where a press on someone else's is refused.
     """
-    found = await connection.execute(_FOR_USER, {"session_id": session_id, "user": telegram_id})
-    row = found.first()
+    row = await _FOR_USER.first(connection, session_id=session_id, user=telegram_id)
     return None if row is None else (_session(row), row.customer_locale)
 
 
@@ -168,34 +183,56 @@ async def save(
 ) -> Session:
     """Write a new state if nobody else has since `session` was read; else VersionConflict.
 
-    Only an open session keeps its state (which may hold free text): ending one scrubs it,
-    since its answers live on in the answers table.
+    Only an open session keeps its state (which may hold free text): ending one scrubs it.
     """
     moment = now()
-    changes: dict[str, Any] = {"version": session.version + 1, "updated_at": moment}
-    if status is not None and status != OPEN:
+    status = status or session.status
+    if status != OPEN:
         state = SCRUBBED
-    if state is not None:
-        changes["state"] = _dump(state)
-    if status is not None:
-        changes["status"] = status
-        if status == COMPLETED:
-            changes["completed_at"] = moment
-    result = await connection.execute(
-        _SAVE, {"session_id": session.id, "read_version": session.version, **changes}
+    state = session.state if state is None else dict(state)
+    completed_at = moment if status == COMPLETED else session.completed_at
+    saved = await _SAVE.rows(
+        connection,
+        session_id=session.id,
+        read_version=session.version,
+        state=_dump(state),
+        status=status,
+        version=session.version + 1,
+        updated_at=moment,
+        completed_at=completed_at,
     )
-    if result.rowcount != 1:
+    if not saved:
         raise VersionConflict(f"session {session.id} changed since version {session.version}")
-    return Session(
-        session.id,
-        session.customer_id,
-        session.survey_id,
-        session.branch_id,
-        status or session.status,
-        dict(state) if state is not None else session.state,
-        session.version + 1,
-        moment if status == COMPLETED else session.completed_at,
+    return replace(
+        session, status=status, state=state, version=session.version + 1, completed_at=completed_at
     )
+
+
+async def complete(
+    connection: AsyncConnection, session: Session, results: Iterable[tuple[str, str, Any]]
+) -> Session:
+    """End a session with its answers, (question id, type, value) each, all or nothing.
+
+    While a session is open its encrypted state holds every answer durably; the answers table
+    receives them once, when the path is final, so the summaries see whole responses only.
+    """
+    moment = now()
+    async with atomic(connection):
+        ended = await save(connection, session, status=COMPLETED)
+        await _ANSWER.many(
+            connection,
+            [
+                {
+                    "session_id": session.id,
+                    "question_id": question_id,
+                    "question_type": question_type,
+                    "answered_at": moment,
+                    **answer_columns(question_type, value),
+                }
+                for question_id, question_type, value in results
+            ],
+        )
+    return ended
 
 
 def answer_columns(question_type: str, value: Any) -> dict[str, Any]:
@@ -236,39 +273,6 @@ def _answer_value(row: sa.Row) -> Any:
     if kind == "multi":
         return row.value_choice.split(",") if row.value_choice else []
     return row.value_text
-
-
-async def record_answer(
-    connection: AsyncConnection,
-    session_id: int,
-    question_id: str,
-    question_type: str,
-    value: Any,
-) -> None:
-    """Store (or, after going back, replace) one answer; a skip is stored as skipped."""
-    await upsert(
-        connection,
-        answers,
-        {
-            "session_id": session_id,
-            "question_id": question_id,
-            "question_type": question_type,
-            "answered_at": now(),
-            **answer_columns(question_type, value),
-        },
-        keys=("session_id", "question_id"),
-    )
-
-
-async def keep_only(
-    connection: AsyncConnection, session_id: int, question_ids: Iterable[str]
-) -> None:
-    """Drop answers to questions that fell off the final path (changed after going back)."""
-    await connection.execute(
-        sa.delete(answers).where(
-            answers.c.session_id == session_id, answers.c.question_id.not_in(list(question_ids))
-        )
-    )
 
 
 async def answers_of(connection: AsyncConnection, session_id: int) -> list[StoredAnswer]:

@@ -80,7 +80,7 @@ async def test_a_failed_update_is_answered_500_and_delivered_again(
             omar = emulator.user(2002, language_code="id")
             question = await consent(omar, "b_JKT01")
             async with services.db.transaction() as connection:  # the database fails...
-                await connection.execute(sa.text("ALTER TABLE answers RENAME TO answers_away"))
+                await connection.execute(sa.text("ALTER TABLE survey_sessions RENAME TO away"))
             update = await omar.press(question, question.button_data[3])
             for _ in range(250):  # the first delivery is refused with 500
                 if any(a.status == 500 for a in emulator.webhook_log):
@@ -89,7 +89,7 @@ async def test_a_failed_update_is_answered_500_and_delivered_again(
             else:
                 raise AssertionError("the failed update was not answered with 500")
             async with services.db.transaction() as connection:  # ...and comes back
-                await connection.execute(sa.text("ALTER TABLE answers_away RENAME TO answers"))
+                await connection.execute(sa.text("ALTER TABLE away RENAME TO survey_sessions"))
             following = await omar.wait_for(lambda m: "Pertanyaan 2 dari" in m.body, 10)
             assert following.message_id == question.message_id
     attempts = [a.status for a in emulator.webhook_log if a.update_id == update["update_id"]]

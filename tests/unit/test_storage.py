@@ -66,7 +66,7 @@ async def test_state_is_encrypted_at_rest(db: Database) -> None:
     assert "antrean" not in raw
 
 
-async def test_answers_round_trip_and_replace(db: Database) -> None:
+async def test_a_completed_session_keeps_its_answers_and_scrubs_its_state(db: Database) -> None:
     session = await _session(db)
     values = {
         "csat": ("rating", 4),
@@ -78,22 +78,21 @@ async def test_answers_round_trip_and_replace(db: Database) -> None:
         "n": ("number", 2.5),
         "opt": ("text", None),
     }
+    results = [(qid, kind, value) for qid, (kind, value) in values.items()]
+    ended = await db.run(lambda connection: sessions.complete(connection, session, results))
+    assert (ended.status, ended.state, ended.version) == ("completed", {}, session.version + 1)
     async with db.transaction() as connection:
-        for qid, (kind, value) in values.items():
-            await sessions.record_answer(connection, session.id, qid, kind, value)
-        await sessions.record_answer(connection, session.id, "csat", "rating", 5)
         stored = {a.question_id: a for a in await sessions.answers_of(connection, session.id)}
-    assert stored["csat"].value == 5
-    assert {qid: a.value for qid, a in stored.items() if qid != "csat"} == {
-        qid: value for qid, (_, value) in values.items() if qid != "csat"
+        fresh = await sessions.get(connection, session.id)
+    assert {qid: a.value for qid, a in stored.items()} == {
+        qid: value for qid, (_, value) in values.items()
     }
     assert stored["opt"].skipped is True
+    assert fresh == ended
+    with pytest.raises(VersionConflict):  # a session completes once
+        await db.run(lambda connection: sessions.complete(connection, session, results))
     async with db.transaction() as connection:
-        await sessions.keep_only(connection, session.id, ["csat", "nps"])
-        assert {a.question_id for a in await sessions.answers_of(connection, session.id)} == {
-            "csat",
-            "nps",
-        }
+        assert len(await sessions.answers_of(connection, session.id)) == len(values)
 
 
 async def test_a_press_only_finds_its_own_session(db: Database) -> None:

@@ -1,0 +1,164 @@
+"""Hot statements, compiled once and run on the database driver beneath SQLAlchemy.
+
+On the answer path SQLAlchemy's async execution costs several times the SQL itself: per call an
+execution context and a result object, and on SQLite four hand-offs to aiosqlite's thread where
+the driver needs one (bench/RESULTS.md). These statements are still written in Core, so tables
+and column types are defined in one place: each is compiled once per dialect, its parameters
+pass through the columns' own bind processors (encryption, UTC) and its rows through their
+result processors.
+
+They run on the driver connection under the caller's `AsyncConnection`:
+
+- SQLite: always inside the caller's transaction (a group commit's batch).
+- PostgreSQL: inside the transaction the driver is in. When none has begun, a statement commits
+  on its own, which suits a versioned UPDATE: it is atomic by itself. Statements that must
+  commit together go inside `atomic()`. Only when SQLAlchemy has begun a transaction that has
+  not reached the driver yet (`engine.begin()` before any statement) does a statement go through
+  SQLAlchemy, which starts it properly.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One statement as one dialect runs it: SQL text, argument order, converters."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+    binds: tuple[Processor, ...]
+    results: tuple[Processor, ...]
+    row: type
+
+    @classmethod
+    def compile(cls, statement: sa.Executable, dialect: sa.Dialect) -> _Form:
+        compiled = statement.compile(dialect=dialect)
+        names = tuple(compiled.positiontup or ())
+        binds = compiled.binds
+        if any(binds[name].expanding for name in names):
+            raise ValueError("IN lists cannot be prepared once; use a Core statement")
+        columns = list(getattr(statement, "exported_columns", ()))
+        return cls(
+            sql=str(compiled),
+            names=names,
+            defaults={name: binds[name].effective_value for name in names},
+            binds=tuple(_bind_processor(binds[name].type, dialect) for name in names),
+            results=tuple(_result_processor(column.type, dialect) for column in columns),
+            row=namedtuple("Row", [column.name for column in columns]),  # type: ignore[misc]
+        )
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values = [params.get(name, self.defaults[name]) for name in self.names]
+        return [v if p is None else p(v) for p, v in zip(self.binds, values, strict=True)]
+
+    def to_row(self, record: Sequence[Any]) -> Any:
+        values = zip(self.results, record, strict=True)
+        return self.row(*(v if p is None else p(v) for p, v in values))
+
+
+def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Processor:
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _result_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Processor:
+    return type_.dialect_impl(dialect).result_processor(dialect, None)
+
+
+class Prepared:
+    """A Core statement run straight on the driver; rows come back as named tuples."""
+
+    def __init__(self, statement: sa.Executable) -> None:
+        self.statement = statement
+        self._forms: dict[str, _Form] = {}
+
+    def _form(self, dialect: sa.Dialect) -> _Form:
+        form = self._forms.get(dialect.name)
+        if form is None:
+            form = self._forms[dialect.name] = _Form.compile(self.statement, dialect)
+        return form
+
+    async def rows(self, connection: AsyncConnection, **params: Any) -> list[Any]:
+        """Run the statement (a SELECT, or a write with RETURNING) and return its rows."""
+        form = self._form(connection.dialect)
+        driver = await _driver(connection)
+        if driver is None:
+            result = await connection.execute(self.statement, params)
+            return [form.row(*row) for row in result]
+        arguments = form.arguments(params)
+        try:
+            if connection.dialect.name == "postgresql":
+                records = await driver.fetch(form.sql, *arguments)
+            else:
+                records = await driver.execute_fetchall(form.sql, arguments)
+        except Exception as error:
+            await _check_connection(connection, driver, form.sql, error)
+            raise
+        return [form.to_row(record) for record in records]
+
+    async def first(self, connection: AsyncConnection, **params: Any) -> Any | None:
+        rows = await self.rows(connection, **params)
+        return rows[0] if rows else None
+
+    async def many(self, connection: AsyncConnection, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run a write once per parameter set, in one call to the driver."""
+        if not params:
+            return
+        form = self._form(connection.dialect)
+        driver = await _driver(connection)
+        if driver is None:
+            await connection.execute(self.statement, list(params))
+            return
+        arguments = [form.arguments(each) for each in params]
+        try:
+            if connection.dialect.name == "postgresql":
+                await driver.executemany(form.sql, arguments)
+            else:
+                cursor = await driver.executemany(form.sql, arguments)
+                await cursor.close()
+        except Exception as error:
+            await _check_connection(connection, driver, form.sql, error)
+            raise
+
+
+async def _driver(connection: AsyncConnection) -> Any | None:
+    """The driver connection to run on, or None where only SQLAlchemy can begin correctly."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    if connection.dialect.name != "postgresql":
+        return driver
+    if connection.in_transaction() and not driver.is_in_transaction():
+        return None
+    return driver
+
+
+async def _check_connection(
+    connection: AsyncConnection, driver: Any, sql: str, error: Exception
+) -> None:
+    """A connection the server dropped is invalidated, as SQLAlchemy would, so that the pool
+    replaces it and the caller may retry (`Database.run` does, once)."""
+    if connection.dialect.name == "postgresql" and driver.is_closed():
+        await connection.invalidate()
+        raise sa.exc.DBAPIError(sql, None, error, connection_invalidated=True) from error
+
+
+@asynccontextmanager
+async def atomic(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Statements that must commit together: one driver transaction on PostgreSQL unless one is
+    open already; on SQLite the caller's transaction, which already is one."""
+    driver = await _driver(connection) if connection.dialect.name == "postgresql" else None
+    if driver is None or driver.is_in_transaction():
+        yield
+        return
+    async with driver.transaction():
+        yield
