@@ -190,11 +190,10 @@ async def press_stage(svc: Services, presses: int, customers: int) -> tuple[Row,
             person = people[n % customers]
             question = current[person.telegram_id]
             action, value = _value(question, rng)
-            index = question.survey.index_of(question.ask.question.id)
             hops_before = hops[0]
             with meter.measure():
                 outcome = await conv.press(
-                    next(update_ids), person, question.session_id, index, action, value
+                    next(update_ids), person, question.session_id, question.version, action, value
                 )
             before += hops[0] - hops_before
             if isinstance(outcome, Question):

@@ -39,8 +39,15 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    # Every use of the one connection ends in a commit or a rollback of its own, so the pool's
+    # extra rollback on return would only cost a trip to aiosqlite's thread.
     engine = create_async_engine(
-        url, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
+        url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+        pool_reset_on_return=None,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

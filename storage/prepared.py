@@ -96,15 +96,7 @@ class Prepared:
         if driver is None:
             result = await connection.execute(self.statement, params)
             return [form.row(*row) for row in result]
-        arguments = form.arguments(params)
-        try:
-            if connection.dialect.name == "postgresql":
-                records = await driver.fetch(form.sql, *arguments)
-            else:
-                records = await driver.execute_fetchall(form.sql, arguments)
-        except Exception as error:
-            await _check_connection(connection, driver, form.sql, error)
-            raise
+        records = await driver.fetch(connection, form.sql, form.arguments(params))
         return [form.to_row(record) for record in records]
 
     async def first(self, connection: AsyncConnection, **params: Any) -> Any | None:
@@ -120,36 +112,69 @@ class Prepared:
         if driver is None:
             await connection.execute(self.statement, list(params))
             return
-        arguments = [form.arguments(each) for each in params]
+        await driver.executemany(connection, form.sql, [form.arguments(each) for each in params])
+
+
+class _SQLite:
+    """The sqlite3 connection under aiosqlite, called on the event loop's own thread.
+
+    A point read or write on a cached page takes microseconds; the hand-off to aiosqlite's
+    thread and back costs ten times that (bench/RESULTS.md). Only these statements run inline,
+    while their caller holds the pool's single connection, so nothing else uses it meanwhile;
+    the commit, which may checkpoint the WAL, still goes through aiosqlite's thread. SQLite
+    serves one process, so a write never waits here for another's lock.
+    """
+
+    def __init__(self, driver: Any) -> None:
+        self._sqlite = driver._conn  # aiosqlite keeps it private; it was opened for any thread
+
+    async def fetch(self, connection: AsyncConnection, sql: str, arguments: list[Any]) -> Any:
+        return self._sqlite.execute(sql, arguments).fetchall()
+
+    async def executemany(
+        self, connection: AsyncConnection, sql: str, arguments: list[list[Any]]
+    ) -> None:
+        self._sqlite.executemany(sql, arguments).close()
+
+
+class _Postgres:
+    """asyncpg, which prepares and caches each statement on its connection by itself."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    async def fetch(self, connection: AsyncConnection, sql: str, arguments: list[Any]) -> Any:
         try:
-            if connection.dialect.name == "postgresql":
-                await driver.executemany(form.sql, arguments)
-            else:
-                cursor = await driver.executemany(form.sql, arguments)
-                await cursor.close()
+            return await self.driver.fetch(sql, *arguments)
         except Exception as error:
-            await _check_connection(connection, driver, form.sql, error)
+            await self._check(connection, sql, error)
             raise
 
+    async def executemany(
+        self, connection: AsyncConnection, sql: str, arguments: list[list[Any]]
+    ) -> None:
+        try:
+            await self.driver.executemany(sql, arguments)
+        except Exception as error:
+            await self._check(connection, sql, error)
+            raise
 
-async def _driver(connection: AsyncConnection) -> Any | None:
-    """The driver connection to run on, or None where only SQLAlchemy can begin correctly."""
+    async def _check(self, connection: AsyncConnection, sql: str, error: Exception) -> None:
+        """A connection the server dropped is invalidated, as SQLAlchemy would, so that the
+        pool replaces it and the caller may retry (`Database.run` does, once)."""
+        if self.driver.is_closed():
+            await connection.invalidate()
+            raise sa.exc.DBAPIError(sql, None, error, connection_invalidated=True) from error
+
+
+async def _driver(connection: AsyncConnection) -> _SQLite | _Postgres | None:
+    """The driver to run on, or None where only SQLAlchemy can begin the transaction."""
     driver = (await connection.get_raw_connection()).driver_connection
     if connection.dialect.name != "postgresql":
-        return driver
+        return _SQLite(driver)
     if connection.in_transaction() and not driver.is_in_transaction():
         return None
-    return driver
-
-
-async def _check_connection(
-    connection: AsyncConnection, driver: Any, sql: str, error: Exception
-) -> None:
-    """A connection the server dropped is invalidated, as SQLAlchemy would, so that the pool
-    replaces it and the caller may retry (`Database.run` does, once)."""
-    if connection.dialect.name == "postgresql" and driver.is_closed():
-        await connection.invalidate()
-        raise sa.exc.DBAPIError(sql, None, error, connection_invalidated=True) from error
+    return _Postgres(driver)
 
 
 @asynccontextmanager
@@ -157,8 +182,8 @@ async def atomic(connection: AsyncConnection) -> AsyncIterator[None]:
     """Statements that must commit together: one driver transaction on PostgreSQL unless one is
     open already; on SQLite the caller's transaction, which already is one."""
     driver = await _driver(connection) if connection.dialect.name == "postgresql" else None
-    if driver is None or driver.is_in_transaction():
+    if not isinstance(driver, _Postgres) or driver.driver.is_in_transaction():
         yield
         return
-    async with driver.transaction():
+    async with driver.driver.transaction():
         yield
