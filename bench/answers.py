@@ -68,11 +68,13 @@ class Config:
     kind: str  # suara | echo | naive
     mode: str  # webhook | polling
     database: str | None = None  # sqlite | postgres, Suara only
+    workers: int = 1  # Suara's webhook processes (WORKERS), PostgreSQL only
 
     @property
     def label(self) -> str:
         name = {"suara": "Suara", "echo": "echo bot", "naive": "naive PTB bot"}[self.kind]
-        return f"{name}, {self.mode}" + (f", {self.database}" if self.database else "")
+        workers = f", {self.workers} workers" if self.workers > 1 else ""
+        return f"{name}, {self.mode}" + (f", {self.database}" if self.database else "") + workers
 
 
 @dataclass
@@ -293,6 +295,8 @@ async def run(config: Config, options: Options, profile: Path | None = None) -> 
                     str(_free_port()),
                     "--concurrent-updates",
                     str(options.concurrent_updates),
+                    "--workers",
+                    str(config.workers),
                     *([] if options.group_commit else ["--no-group-commit"]),
                 ],
                 folder / "bot.log",
@@ -514,14 +518,19 @@ def _median_run(runs: list[Result]) -> Result:
 # -- command line ----------------------------------------------------------------------------
 
 
-def configurations(mode: str, databases: list[str], baselines: bool) -> list[Config]:
-    """Each Suara configuration right after its own mode's echo bot; the naive bot last."""
+def configurations(
+    mode: str, databases: list[str], baselines: bool, workers: int = 1
+) -> list[Config]:
+    """Each Suara configuration right after its own mode's echo bot; the naive bot last.
+    With `workers` above 1, webhook on PostgreSQL runs once more with that many processes."""
     modes = ["webhook", "polling"] if mode == "all" else [mode]
     found: list[Config] = []
     for each in modes:
         if baselines:
             found.append(Config("echo", each))
         found += [Config("suara", each, db) for db in databases]
+        if each == "webhook" and "postgres" in databases and workers > 1:
+            found.append(Config("suara", each, "postgres", workers))
     if baselines:
         found.append(Config("naive", "polling"))
     return found
@@ -545,6 +554,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-baselines", dest="baselines", action="store_false")
     parser.add_argument("--concurrent-updates", type=int, default=16, help="the bot setting (16)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also run Suara's webhook on PostgreSQL with this many processes (2; 1 = not)",
+    )
     parser.add_argument(
         "--pin",
         action="store_true",
@@ -593,7 +608,9 @@ async def main(argv: list[str] | None = None) -> int:
             code,
             args.group_commit,
         )
-        return await _run_all(args, options, configurations(args.mode, databases, args.baselines))
+        return await _run_all(
+            args, options, configurations(args.mode, databases, args.baselines, args.workers)
+        )
 
 
 async def _run_all(args: argparse.Namespace, options: Options, configs: list[Config]) -> int:

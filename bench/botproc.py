@@ -62,7 +62,7 @@ async def _suara(args: argparse.Namespace) -> AsyncIterator[None]:
     from bot.app import open_services
     from bot.config import load_settings
     from bot.example import load_example
-    from bot.runner import Webhook, running
+    from bot.runner import Webhook, running, supervise
 
     settings = load_settings(
         _env_file=None,
@@ -78,6 +78,7 @@ async def _suara(args: argparse.Namespace) -> AsyncIterator[None]:
         per_chat_rate=30.0,
         per_chat_burst=30.0,
         log_level="WARNING",
+        workers=args.workers,
     )
     services = await open_services(settings)
     if args.no_group_commit:
@@ -89,10 +90,34 @@ async def _suara(args: argparse.Namespace) -> AsyncIterator[None]:
         if args.mode == "webhook":
             public = f"http://127.0.0.1:{args.port}"
             hook = Webhook(public, "127.0.0.1", args.port, args.secret)
+        if args.workers > 1:
+            assert hook is not None
+            await services.db.dispose()
+            stop = asyncio.Event()
+            supervisor = asyncio.create_task(supervise(settings, hook, stop))
+            while _listening(args.port) < args.workers:  # all of them, before any connection
+                if supervisor.done():
+                    await supervisor  # it failed: say why
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # the primary registers the webhook after listening
+            try:
+                yield
+            finally:
+                stop.set()
+                await supervisor
+            return
         async with running(services, hook):
             yield
     finally:
         await services.db.dispose()
+
+
+def _listening(port: int) -> int:
+    """How many sockets listen on this TCP port (several share it with SO_REUSEPORT)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"
+    )
 
 
 def _unit_per_transaction(db: Any) -> None:
@@ -176,6 +201,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--secret", default="bench-secret")
     parser.add_argument("--concurrent-updates", type=int, default=16)
     parser.add_argument("--no-group-commit", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="Suara's webhook processes")
     return parser.parse_args(argv)
 
 

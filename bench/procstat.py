@@ -20,22 +20,52 @@ def _stat_fields(path: Path) -> tuple[str, list[str]]:
     return name, raw[raw.rindex(")") + 2 :].split()
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and every process descended from it (a bot's worker processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat_fields(entry / "stat")[1][1])
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+    found = [pid]
+    for each in found:
+        found += [child for child, parent in parents.items() if parent == each]
+    return found
+
+
 def process_cpu(pid: int) -> float:
-    """User plus system CPU seconds of process ``pid`` (all its threads)."""
-    _, fields = _stat_fields(Path(f"/proc/{pid}/stat"))
-    return (int(fields[11]) + int(fields[12])) * TICK
+    """User plus system CPU seconds of process ``pid`` and its descendants (all threads)."""
+    total = 0.0
+    for member in family(pid):
+        try:
+            _, fields = _stat_fields(Path(f"/proc/{member}/stat"))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) * TICK
+    return total
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds per thread of ``pid``, keyed "main" or "<name>:<tid>"."""
-    result: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    """CPU seconds per thread of ``pid`` and its descendants, keyed "<name>:<tid>"; "main"
+    sums the main threads (each process's event loop)."""
+    result: dict[str, float] = {"main": 0.0}
+    for member in family(pid):
         try:
-            name, fields = _stat_fields(task / "stat")
+            tasks = list(Path(f"/proc/{member}/task").iterdir())
         except (FileNotFoundError, ProcessLookupError):
-            continue  # the thread ended while we looked
-        key = "main" if int(task.name) == pid else f"{name}:{task.name}"
-        result[key] = (int(fields[11]) + int(fields[12])) * TICK
+            continue
+        for task in tasks:
+            try:
+                name, fields = _stat_fields(task / "stat")
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # the thread ended while we looked
+            cpu = (int(fields[11]) + int(fields[12])) * TICK
+            if int(task.name) == member:
+                result["main"] += cpu
+            else:
+                result[f"{name}:{task.name}"] = cpu
     return result
 
 

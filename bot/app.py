@@ -77,8 +77,10 @@ def build_application(
     requests: tuple[AiohttpRequest, AiohttpRequest],
     *,
     webhook: bool = False,
+    jobs: bool = True,
 ) -> Application:  # type: ignore[type-arg]
-    """The bot, talking to TELEGRAM_API_URL through one shared aiohttp session."""
+    """The bot, talking to TELEGRAM_API_URL through one shared aiohttp session; `jobs` adds
+    the housekeeping jobs (one process of several runs them)."""
     settings = services.settings
     if settings.bot_token is None:
         raise ConfigError("Setting BOT_TOKEN is missing: get a token from @BotFather.")
@@ -100,7 +102,8 @@ def build_application(
     app.bot_data[SERVICES_KEY] = services
     customer.register(app)
     app.add_error_handler(on_error)  # type: ignore[arg-type]
-    _schedule(app, services)
+    if jobs:
+        _schedule(app, services)
     return app
 
 

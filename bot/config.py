@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     per_chat_rate: float = Field(default=1.0, gt=0, le=30)
     per_chat_burst: float = Field(default=3.0, ge=1, le=30)
     concurrent_updates: int = Field(default=16, ge=1, le=256)
+    workers: int = Field(default=1, ge=1, le=16)  # webhook processes; several need PostgreSQL
     retention_days: int = Field(default=365, ge=1, le=3650)
     purge_time: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     resubmit_after_hours: int = Field(default=24, ge=0, le=24 * 365)

@@ -1,11 +1,21 @@
-"""Run the bot, polling or behind an aiohttp webhook; `run_bot.py`, the demo and tests use it."""
+"""Run the bot, polling or behind an aiohttp webhook; `run_bot.py`, the demo and tests use it.
+
+Behind the webhook, `WORKERS` processes may share the port (SO_REUSEPORT; the kernel spreads
+Telegram's connections over them) when the database is PostgreSQL: conversation state lives in
+the database under optimistic concurrency, so any process may take any update. The first
+process is the primary: it registers the webhook and the command menu and runs the
+housekeeping jobs. Each process paces its sends at its share of the rates.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 import secrets
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,7 +27,8 @@ from telegram.ext import Application
 
 from bot.app import build_application, create_requests, open_services, publish_commands
 from bot.config import Settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, SuaraError
+from bot.logs import configure_logging
 from bot.services import Services
 from bot.web import WEBHOOK_PATH, create_web_app
 
@@ -36,21 +47,24 @@ class Webhook:
 
 
 @asynccontextmanager
-async def running(services: Services, webhook: Webhook | None = None) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def running(
+    services: Services, webhook: Webhook | None = None, *, primary: bool = True
+) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     """The bot receiving updates until the block ends; then it stops cleanly."""
     requests = create_requests(services.settings)
-    app = build_application(services, requests, webhook=webhook is not None)
+    app = build_application(services, requests, webhook=webhook is not None, jobs=primary)
     site: web.AppRunner | None = None
     try:
         async with app:
-            await publish_commands(app)
+            if primary:
+                await publish_commands(app)
             await app.start()
             try:
                 if webhook is None:
                     assert app.updater is not None
                     await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
                 else:
-                    site = await _serve_webhook(app, services, webhook)
+                    site = await _serve_webhook(app, services, webhook, primary=primary)
                 yield app
             finally:
                 if app.updater is not None and app.updater.running:
@@ -64,18 +78,24 @@ async def running(services: Services, webhook: Webhook | None = None) -> AsyncIt
 
 
 async def _serve_webhook(
-    app: Application,
+    app: Application,  # type: ignore[type-arg]
     services: Services,
-    webhook: Webhook,  # type: ignore[type-arg]
+    webhook: Webhook,
+    *,
+    primary: bool,
 ) -> web.AppRunner:
-    """Listen first, then tell Telegram where to deliver."""
-    concurrency = services.settings.concurrent_updates
+    """Listen first, then (the primary) tell Telegram where to deliver."""
+    settings = services.settings
+    concurrency = settings.concurrent_updates
     site = web.AppRunner(
         create_web_app(app, webhook.secret, services=services, concurrency=concurrency),
         access_log=None,
     )
     await site.setup()
-    await web.TCPSite(site, webhook.host, webhook.port).start()
+    shared = settings.workers > 1
+    await web.TCPSite(site, webhook.host, webhook.port, reuse_port=shared or None).start()
+    if not primary:
+        return site
     await app.bot.set_webhook(
         url=webhook.public_url.rstrip("/") + WEBHOOK_PATH,
         secret_token=webhook.secret,
@@ -91,6 +111,10 @@ async def serve(settings: Settings, *, webhook: bool) -> None:
         raise ConfigError("Setting BOT_TOKEN is missing: get a token from @BotFather.")
     if webhook and not settings.webhook_url:
         raise ConfigError("Setting WEBHOOK_URL is needed for --webhook.")
+    if settings.workers > 1 and not webhook:
+        raise ConfigError("Setting WORKERS above 1 needs --webhook: polling runs one process.")
+    if settings.workers > 1 and settings.is_sqlite:
+        raise ConfigError("Setting WORKERS above 1 needs PostgreSQL: SQLite serves one process.")
     hook = None
     if webhook:
         assert settings.webhook_url is not None
@@ -100,15 +124,25 @@ async def serve(settings: Settings, *, webhook: bool) -> None:
             else secrets.token_urlsafe(32)
         )
         hook = Webhook(settings.webhook_url, settings.listen_host, settings.listen_port, secret)
+    if settings.workers > 1:
+        assert hook is not None
+        await supervise(settings, hook)
+    else:
+        await _serve_one(settings, hook)
+
+
+async def _serve_one(settings: Settings, hook: Webhook | None, *, worker: int = 0) -> None:
     services = await open_services(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with running(services, hook):
+        async with running(services, hook, primary=worker == 0):
             log.info(
-                "Suara is running (%s); press Ctrl+C to stop", "webhook" if hook else "polling"
+                "Suara is running (%s%s); press Ctrl+C to stop",
+                "webhook" if hook else "polling",
+                f", worker {worker + 1} of {settings.workers}" if settings.workers > 1 else "",
             )
             await stop.wait()
     except InvalidToken:
@@ -120,3 +154,53 @@ async def serve(settings: Settings, *, webhook: bool) -> None:
         ) from None
     finally:
         await services.db.dispose()
+
+
+async def supervise(
+    settings: Settings, hook: Webhook, stop: asyncio.Event | None = None
+) -> None:
+    """Start the worker processes and stop them all on SIGINT or SIGTERM (or when `stop` is
+    set), or as soon as one of them ends."""
+    services = await open_services(settings)  # migrate and create the key file only once
+    await services.db.dispose()
+    share = settings.model_copy(
+        update={
+            "send_rate": settings.send_rate / settings.workers,
+            "per_chat_rate": settings.per_chat_rate / settings.workers,
+        }
+    )
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker, args=(share, hook, n), name=f"suara-worker-{n + 1}")
+        for n in range(settings.workers)
+    ]
+    for process in workers:
+        process.start()
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set() and all(process.is_alive() for process in workers):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: each worker stops cleanly
+        for process in workers:
+            await asyncio.to_thread(process.join)
+    failed = [p.name for p in workers if p.exitcode not in (0, -signal.SIGTERM)]
+    if failed and not stop.is_set():
+        raise ConfigError(f"Worker {failed[0]} stopped unexpectedly; see its log above.")
+
+
+def _worker(settings: Settings, hook: Webhook, number: int) -> None:
+    """A worker process's entry point (spawned: nothing is inherited but its arguments)."""
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(_serve_one(settings, hook, worker=number))
+    except SuaraError as error:
+        print(f"suara: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -12,8 +12,9 @@ from storage.models import customers, survey_sessions, surveys
 from storage.prepared import Prepared, atomic
 
 _SESSION = Prepared(
-    sa.select(survey_sessions.c.id, survey_sessions.c.state, survey_sessions.c.completed_at)
-    .where(survey_sessions.c.id == sa.bindparam("session_id"))
+    sa.select(survey_sessions.c.id, survey_sessions.c.state, survey_sessions.c.completed_at).where(
+        survey_sessions.c.id == sa.bindparam("session_id")
+    )
 )
 _FINISH = Prepared(
     sa.update(survey_sessions)
