@@ -8,6 +8,7 @@ error types) while using aiohttp.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+JSON_HEADERS = {"Content-Type": "application/json"}
 POOL_TIMEOUT_MESSAGE = (
     "Pool timeout: All connections in the connection pool are occupied. Request was *not* "
     "sent to Telegram. Consider adjusting the connection pool size or the pool timeout."
@@ -126,6 +128,7 @@ class AiohttpRequest(BaseRequest):
                 method,
                 url,
                 data=_body(request_data) if request_data else None,
+                headers=None if has_files or not request_data else JSON_HEADERS,
                 timeout=timeout,
                 proxy=self._proxy,
             ) as response:
@@ -146,10 +149,11 @@ def _bound(*parts: float | None) -> float | None:
 
 
 def _body(request_data: RequestData) -> Any:
-    """Form fields as PTB encodes them; multipart with the files when there are any."""
-    fields = request_data.json_parameters
+    """A JSON body, which the Bot API accepts for any call without files and which costs a
+    fraction of form-encoding every character of a keyboard; multipart when there are files."""
     if not request_data.contains_files:
-        return fields
+        return json.dumps(request_data.parameters, ensure_ascii=False).encode()
+    fields = request_data.json_parameters
     form = aiohttp.FormData(default_to_multipart=True)
     for name, value in fields.items():
         form.add_field(name, value)

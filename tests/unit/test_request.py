@@ -227,3 +227,43 @@ async def test_application_polls_and_replies(emu: BotApiEmulator) -> None:
             await app.updater.stop()
             await app.stop()
     assert emu.calls["sendMessage"] == 1
+
+
+async def test_calls_without_files_go_as_one_json_body() -> None:
+    """Nested objects (a keyboard) travel as JSON, not as form-encoded JSON strings."""
+    from aiohttp import web
+
+    seen: list[tuple[str, object]] = []
+
+    async def method(request: web.Request) -> web.Response:
+        seen.append((request.content_type, await request.json()))
+        return web.json_response({"ok": True, "result": True})
+
+    app = web.Application()
+    app.router.add_post("/bot{token}/{method}", method)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Ya ✓", callback_data="k:y")]])
+        bot = Bot("1:T", base_url=f"http://127.0.0.1:{port}/bot", request=request)
+        await bot.do_api_request(
+            "sendPoll2", api_kwargs={"chat_id": 7, "title": "x", "reply_markup": markup}
+        )
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
+    assert seen == [
+        (
+            "application/json",
+            {
+                "chat_id": 7,
+                "title": "x",
+                "reply_markup": {"inline_keyboard": [[{"text": "Ya ✓", "callback_data": "k:y"}]]},
+            },
+        )
+    ]
