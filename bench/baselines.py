@@ -102,7 +102,7 @@ def load_shape() -> SurveyShape:
 
 
 def _parse(data: str | None) -> tuple[int, int, str] | None:
-    """(session, index, action) from `q:<session>:<index>:<action>[:<value>]`."""
+    """(session, step, action) from `q:<session>:<step>:<action>[:<value>]`."""
     parts = (data or "").split(":")
     if len(parts) < 4 or parts[0] != "q":
         return None
