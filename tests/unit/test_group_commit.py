@@ -36,9 +36,11 @@ async def test_concurrent_units_commit_together_and_fail_alone(db: Database) -> 
         claim(5),
         return_exceptions=True,
     )
-    assert results[:39] == [True] * 39
+    assert results[:4] + results[5:39] == [True] * 38
     assert isinstance(results[39], RuntimeError)
-    assert results[40] is False  # the same update id again, in the same batch or the next
+    # The same update id twice: exactly one claim wins. On PostgreSQL units run side by side,
+    # so either may be first.
+    assert sorted([results[4], results[40]]) == [False, True]
     assert await _count(db) == 39  # the failing unit's write was rolled back
 
 
