@@ -55,6 +55,7 @@ from flows.engine import State
 from storage.crypto import Keyring, load_key_file, using_keyring
 from storage.db import Database
 from storage.models import answers, survey_sessions
+from storage.sessions import OPEN
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:BENCH-TOKEN"
@@ -246,7 +247,7 @@ async def count_answers(url: str, key_file: Path) -> int:
             async with database.transaction() as connection:
                 rows = await connection.scalar(sa.select(sa.func.count()).select_from(answers))
                 states = await connection.scalars(
-                    sa.select(survey_sessions.c.state).where(survey_sessions.c.status == "open")
+                    sa.select(survey_sessions.c.state).where(survey_sessions.c.status == OPEN)
                 )
                 held = sum(len(State.from_dict(json.loads(state)).answers) for state in states)
     finally:

@@ -20,7 +20,7 @@ They run on the driver connection under the caller's `AsyncConnection`:
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -144,27 +144,23 @@ class _Postgres:
         self.driver = driver
 
     async def fetch(self, connection: AsyncConnection, sql: str, arguments: list[Any]) -> Any:
-        try:
-            return await self.driver.fetch(sql, *arguments)
-        except Exception as error:
-            await self._check(connection, sql, error)
-            raise
+        return await self._guarded(connection, sql, self.driver.fetch(sql, *arguments))
 
     async def executemany(
         self, connection: AsyncConnection, sql: str, arguments: list[list[Any]]
     ) -> None:
-        try:
-            await self.driver.executemany(sql, arguments)
-        except Exception as error:
-            await self._check(connection, sql, error)
-            raise
+        await self._guarded(connection, sql, self.driver.executemany(sql, arguments))
 
-    async def _check(self, connection: AsyncConnection, sql: str, error: Exception) -> None:
+    async def _guarded(self, connection: AsyncConnection, sql: str, call: Awaitable[Any]) -> Any:
         """A connection the server dropped is invalidated, as SQLAlchemy would, so that the
         pool replaces it and the caller may retry (`Database.run` does, once)."""
-        if self.driver.is_closed():
-            await connection.invalidate()
-            raise sa.exc.DBAPIError(sql, None, error, connection_invalidated=True) from error
+        try:
+            return await call
+        except Exception as error:
+            if self.driver.is_closed():
+                await connection.invalidate()
+                raise sa.exc.DBAPIError(sql, None, error, connection_invalidated=True) from error
+            raise
 
 
 async def _driver(connection: AsyncConnection) -> _SQLite | _Postgres | None:
