@@ -9,6 +9,7 @@ update; `_()` reads it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -22,7 +23,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime as _format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import NumberPattern, format_decimal, format_percent, parse_pattern
 
 from bot.errors import ConfigError
 
@@ -105,14 +106,24 @@ def N_(message: str) -> str:
 _ = gettext
 
 
+@functools.cache
+def _pattern(digits: int, fraction: str, suffix: str = "") -> NumberPattern:
+    """Babel parses a format string on every call; every question's progress line has two
+    numbers, so each pattern is parsed once."""
+    return parse_pattern("#,##0" + ("." + fraction * digits if digits else "") + suffix)
+
+
+_babel_locale = functools.cache(Locale.parse)
+
+
 def number(value: float | int | Decimal, digits: int = 1) -> str:
-    pattern = "#,##0" + ("." + "#" * digits if digits else "")
-    return format_decimal(value, format=pattern, locale=_current.get())
+    locale = _babel_locale(_current.get())
+    return format_decimal(value, format=_pattern(digits, "#"), locale=locale)
 
 
 def percent(share: float, digits: int = 1) -> str:
-    pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
-    return format_percent(share, format=pattern, locale=_current.get())
+    locale = _babel_locale(_current.get())
+    return format_percent(share, format=_pattern(digits, "0", "%"), locale=locale)
 
 
 def datetime_text(moment: datetime, zone: ZoneInfo, form: str = "medium") -> str:

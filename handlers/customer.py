@@ -6,8 +6,6 @@ these few handlers turn any update into the right engine call whichever process 
 
 from __future__ import annotations
 
-import asyncio
-
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -34,7 +32,7 @@ from bot.personal_data import export_json
 from handlers import callbacks, render
 from handlers.context import Context
 from handlers.render import Reply
-from handlers.replies import answer, edit, send
+from handlers.replies import answer, answer_and_edit, edit, send
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -190,8 +188,8 @@ async def _survey_press(update: Update, context: Context, press: callbacks.Surve
     reply = _reply(outcome)
     if reply is None:
         await answer(query)
-    else:  # both at once: the customer waits for one round trip, not two
-        await asyncio.gather(answer(query), edit(query, reply))
+    else:
+        await answer_and_edit(query, reply)
 
 
 async def _notice_press(update: Update, context: Context, press: callbacks.NoticePress) -> None:

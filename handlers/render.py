@@ -8,9 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
-from bot.conversation import Completed, Info, InfoKind, Question, Rejected, ShowNotice
+from bot.conversation import Action, Completed, Info, InfoKind, Question, Rejected, ShowNotice
 from bot.i18n import LOCALES, N_, datetime_text, gettext, number, use_locale
 from flows.engine import Reject
 from flows.schema import Question as SurveyQuestion
@@ -87,10 +85,25 @@ HELP = N_(
 )
 
 
+# An inline keyboard as the Bot API's JSON: a question is drawn on every press, and building
+# python-telegram-bot's objects only to serialise them again cost more than the rest of
+# rendering (bench/RESULTS.md).
+Button = dict[str, str]
+Keyboard = dict[str, list[list[Button]]]
+
+
+def button(text: str, data: str) -> Button:
+    return {"text": text, "callback_data": data}
+
+
+def keyboard(rows: list[list[Button]]) -> Keyboard:
+    return {"inline_keyboard": rows}
+
+
 @dataclass(frozen=True)
 class Reply:
     text: str
-    markup: InlineKeyboardMarkup | None = None
+    markup: Keyboard | None = None
 
 
 def info(outcome: Info) -> Reply:
@@ -124,21 +137,12 @@ def notice(outcome: ShowNotice) -> Reply:
     with use_locale(locale):
         rows = [
             [
-                InlineKeyboardButton(
-                    _("✅ I agree"), callback_data=callbacks.notice("y", locale, outcome.payload)
-                ),
-                InlineKeyboardButton(
-                    _("Decline"), callback_data=callbacks.notice("n", locale, outcome.payload)
-                ),
+                button(_("✅ I agree"), callbacks.notice("y", locale, outcome.payload)),
+                button(_("Decline"), callbacks.notice("n", locale, outcome.payload)),
             ],
-            [
-                InlineKeyboardButton(
-                    LANGUAGE_NAMES[other],
-                    callback_data=callbacks.notice("l", other, outcome.payload),
-                )
-            ],
+            [button(LANGUAGE_NAMES[other], callbacks.notice("l", other, outcome.payload))],
         ]
-        return Reply(html.escape(outcome.text), InlineKeyboardMarkup(rows))
+        return Reply(html.escape(outcome.text), keyboard(rows))
 
 
 def consent_recorded(locale: str, agreed: bool) -> Reply:
@@ -156,13 +160,12 @@ def privacy(text: str) -> Reply:
 def language_menu(locale: str) -> Reply:
     with use_locale(locale):
         buttons = [
-            InlineKeyboardButton(
-                ("✓ " if code == locale else "") + LANGUAGE_NAMES[code],
-                callback_data=callbacks.language(code),
+            button(
+                ("✓ " if code == locale else "") + LANGUAGE_NAMES[code], callbacks.language(code)
             )
             for code in LOCALES
         ]
-        return Reply(_("Choose your language:"), InlineKeyboardMarkup([buttons]))
+        return Reply(_("Choose your language:"), keyboard([buttons]))
 
 
 def language_set(locale: str) -> Reply:
@@ -204,20 +207,12 @@ def question(outcome: Question) -> Reply:
         rows = _answer_rows(session, version, q, ask.draft, locale, survey.default_locale)
         nav = []
         if ask.position > 1:
-            nav.append(
-                InlineKeyboardButton(
-                    _("« Back"), callback_data=callbacks.survey(session, version, "back")
-                )
-            )
+            nav.append(button(_("« Back"), callbacks.survey(session, version, "back")))
         if q.optional:
-            nav.append(
-                InlineKeyboardButton(
-                    _("Skip »"), callback_data=callbacks.survey(session, version, "skip")
-                )
-            )
+            nav.append(button(_("Skip »"), callbacks.survey(session, version, "skip")))
         if nav:
             rows.append(nav)
-        return Reply("\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)
+        return Reply("\n".join(lines), keyboard(rows) if rows else None)
 
 
 def _hint(q: SurveyQuestion) -> str:
@@ -238,29 +233,27 @@ def _answer_rows(
     draft: tuple[str, ...],
     locale: str,
     default: str,
-) -> list[list[InlineKeyboardButton]]:
-    def button(label: str, action: str, value: object) -> InlineKeyboardButton:
-        return InlineKeyboardButton(
-            label, callback_data=callbacks.survey(session_id, version, action, value)
-        )  # type: ignore[arg-type]
+) -> list[list[Button]]:
+    def choose(label: str, action: Action, value: object) -> Button:
+        return button(label, callbacks.survey(session_id, version, action, value))
 
     if q.type == "rating":
-        return [[button(f"{value}⭐", "answer", value) for value in range(1, q.scale + 1)]]
+        return [[choose(f"{value}⭐", "answer", value) for value in range(1, q.scale + 1)]]
     if q.type == "nps":
         return [
-            [button(str(v), "answer", v) for v in range(0, 6)],
-            [button(str(v), "answer", v) for v in range(6, 11)],
+            [choose(str(v), "answer", v) for v in range(0, 6)],
+            [choose(str(v), "answer", v) for v in range(6, 11)],
         ]
     if q.type == "ces":
-        return [[button(str(v), "answer", v) for v in range(1, 8)]]
+        return [[choose(str(v), "answer", v) for v in range(1, 8)]]
     if q.type == "yesno":
-        return [[button(_("Yes"), "answer", "yes"), button(_("No"), "answer", "no")]]
+        return [[choose(_("Yes"), "answer", "yes"), choose(_("No"), "answer", "no")]]
     if q.type == "choice":
-        return [[button(localized(o.text, locale, default), "answer", o.id)] for o in q.options]
+        return [[choose(localized(o.text, locale, default), "answer", o.id)] for o in q.options]
     if q.type == "multi":
         rows = [
             [
-                button(
+                choose(
                     ("☑️ " if o.id in draft else "⬜ ") + localized(o.text, locale, default),
                     "toggle",
                     o.id,
@@ -268,7 +261,7 @@ def _answer_rows(
             ]
             for o in q.options
         ]
-        rows.append([button(_("Done ✔"), "done", None)])
+        rows.append([choose(_("Done ✔"), "done", None)])
         return rows
     return []
 
@@ -315,8 +308,8 @@ def erase_confirm(locale: str) -> Reply:
     with use_locale(locale):
         rows = [
             [
-                InlineKeyboardButton(_("Yes, erase my data"), callback_data=callbacks.erase(True)),
-                InlineKeyboardButton(_("Cancel"), callback_data=callbacks.erase(False)),
+                button(_("Yes, erase my data"), callbacks.erase(True)),
+                button(_("Cancel"), callbacks.erase(False)),
             ]
         ]
         return Reply(
@@ -325,7 +318,7 @@ def erase_confirm(locale: str) -> Reply:
                 "deleted and any survey in progress ends. Your ratings stay, without anything "
                 "that links them to you. This cannot be undone."
             ),
-            InlineKeyboardMarkup(rows),
+            keyboard(rows),
         )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
-from telegram import CallbackQuery, Message
+from telegram import CallbackQuery
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import ExtBot
@@ -50,45 +50,35 @@ async def _with_flood_wait(
     raise AssertionError("unreachable")
 
 
-async def send(bot: ExtBot[None], pacer: Pacer, chat_id: int, reply: Reply) -> Message:
-    return await _with_flood_wait(
-        lambda: bot.send_message(
-            chat_id,
-            reply.text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=reply.markup,
-        ),
-        pacer,
-        chat_id,
-    )
-
-
-# The Message an edit returns is never read, and parsing it costs more than building the
-# request (bench/RESULTS.md), so edits of a chat message go out as a raw API call.
+# The Message a send or an edit returns is never read, and parsing it costs more than building
+# the request (bench/RESULTS.md), so both go out as raw API calls.
 warnings.filterwarnings(
-    "ignore", message=r"Please use 'Bot\.editMessageText'", category=PTBUserWarning
+    "ignore",
+    message=r"Please use 'Bot\.(sendMessage|editMessageText)'",
+    category=PTBUserWarning,
 )
+
+
+def _fields(reply: Reply) -> dict[str, object]:
+    return {"text": reply.text, "parse_mode": ParseMode.HTML, "reply_markup": reply.markup}
+
+
+async def send(bot: ExtBot[None], pacer: Pacer, chat_id: int, reply: Reply) -> None:
+    fields = {"chat_id": chat_id, **_fields(reply)}
+    await _with_flood_wait(
+        partial(bot.do_api_request, "sendMessage", api_kwargs=fields), pacer, chat_id
+    )
 
 
 async def edit(query: CallbackQuery, reply: Reply) -> None:
     """Turn the pressed message into `reply`; an identical edit is not an error to the user."""
     message = query.message
     if message is None:  # a message sent through inline mode: only the query can name it
-        call = partial(
-            query.edit_message_text,
-            reply.text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=reply.markup,
-        )
+        target: dict[str, object] = {"inline_message_id": query.inline_message_id}
     else:
-        fields = {
-            "chat_id": message.chat.id,
-            "message_id": message.message_id,
-            "text": reply.text,
-            "parse_mode": ParseMode.HTML,
-            "reply_markup": reply.markup,
-        }
-        call = partial(query.get_bot().do_api_request, "editMessageText", api_kwargs=fields)
+        target = {"chat_id": message.chat.id, "message_id": message.message_id}
+    fields = target | _fields(reply)
+    call = partial(query.get_bot().do_api_request, "editMessageText", api_kwargs=fields)
     try:
         await _with_flood_wait(call)
     except BadRequest as error:
@@ -96,13 +86,26 @@ async def edit(query: CallbackQuery, reply: Reply) -> None:
             raise
 
 
+def _offer_answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> bool:
+    return webhook_reply.offer(
+        "answerCallbackQuery", callback_query_id=query.id, text=text, show_alert=alert or None
+    )
+
+
 async def answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
     """Stop the button's spinner, in the webhook answer when there is one."""
-    if webhook_reply.offer(
-        "answerCallbackQuery", callback_query_id=query.id, text=text, show_alert=alert or None
-    ):
+    if _offer_answer(query, text, alert):
         return
     try:
         await query.answer(text, show_alert=alert)
     except BadRequest as error:  # the query expired: the press is handled all the same
         log.info("callback answer refused: %s", error.message)
+
+
+async def answer_and_edit(query: CallbackQuery, reply: Reply) -> None:
+    """Both at once, so the customer waits for one round trip, not two; in a webhook answer
+    the callback answer costs no request, and the edit goes alone."""
+    if _offer_answer(query):
+        await edit(query, reply)
+    else:
+        await asyncio.gather(answer(query), edit(query, reply))
