@@ -289,8 +289,9 @@ class Conversations:
     ) -> T | Duplicate:
         """One unit of work per update, group-committed; a lost version race is retried.
 
-        With `claim`, the update id is recorded in the same unit, so a redelivery is a
-        Duplicate; survey presses need no claim, as their versions already make them stale."""
+        With `claim`, the update id is recorded in the same transaction as the work, so a
+        redelivery is a Duplicate; survey presses need no claim, as their versions already make
+        them stale."""
 
         async def claimed(connection: AsyncConnection) -> T | Duplicate:
             if not await updates.claim(connection, update_id):

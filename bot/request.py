@@ -118,11 +118,14 @@ class AiohttpRequest(BaseRequest):
             sock_read=read,
         )
 
-        try:
-            async with asyncio.timeout(pool):
-                await slots.acquire()
-        except TimeoutError as exc:
-            raise TimedOut(POOL_TIMEOUT_MESSAGE) from exc
+        if slots.locked():  # a free slot is taken at once, without arming a timer
+            try:
+                async with asyncio.timeout(pool):
+                    await slots.acquire()
+            except TimeoutError as exc:
+                raise TimedOut(POOL_TIMEOUT_MESSAGE) from exc
+        else:
+            await slots.acquire()
         try:
             async with session.request(
                 method,

@@ -156,9 +156,7 @@ async def _serve_one(settings: Settings, hook: Webhook | None, *, worker: int = 
         await services.db.dispose()
 
 
-async def supervise(
-    settings: Settings, hook: Webhook, stop: asyncio.Event | None = None
-) -> None:
+async def supervise(settings: Settings, hook: Webhook, stop: asyncio.Event | None = None) -> None:
     """Start the worker processes and stop them all on SIGINT or SIGTERM (or when `stop` is
     set), or as soon as one of them ends."""
     services = await open_services(settings)  # migrate and create the key file only once

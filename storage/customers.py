@@ -61,9 +61,13 @@ def _customer(row: sa.Row) -> Customer:
     )
 
 
+_BY_TELEGRAM_ID = Prepared(
+    sa.select(*_COLUMNS).where(customers.c.telegram_id == sa.bindparam("telegram_id"))
+)
+
+
 async def by_telegram_id(connection: AsyncConnection, telegram_id: int) -> Customer | None:
-    statement = sa.select(*_COLUMNS).where(customers.c.telegram_id == telegram_id)
-    row = (await connection.execute(statement)).first()
+    row = await _BY_TELEGRAM_ID.first(connection, telegram_id=telegram_id)
     return None if row is None else _customer(row)
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @cache
-def _insert_ignore(dialect: str, table: sa.Table) -> Any:
+def insert_ignore_statement(dialect: str, table: sa.Table) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` as `dialect` spells it."""
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
 
@@ -27,14 +28,6 @@ def _upsert(dialect: str, table: sa.Table, columns: tuple[str, ...], keys: tuple
     statement = module.insert(table)
     changes = {name: statement.excluded[name] for name in columns if name not in keys}
     return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
-
-
-async def insert_ignore(
-    connection: AsyncConnection, table: sa.Table, values: Mapping[str, Any]
-) -> bool:
-    """Insert unless the key exists; True when a row was inserted."""
-    result = await connection.execute(_insert_ignore(connection.dialect.name, table), values)
-    return result.rowcount == 1
 
 
 async def upsert(

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import branches, regions
+from storage.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,14 @@ async def ensure_branch(
     return Branch(branch_id, code, name, region.id, timezone, survey_key)
 
 
+_BRANCH_BY_CODE = Prepared(
+    sa.select(branches).where(sa.func.upper(branches.c.code) == sa.bindparam("code"))
+)
+
+
 async def branch_by_code(connection: AsyncConnection, code: str) -> Branch | None:
-    statement = sa.select(branches).where(sa.func.upper(branches.c.code) == code.upper())
-    row = (await connection.execute(statement)).first()
+    """The branch a deep link names, whatever the case of its code (`/start b_jkt01`)."""
+    row = await _BRANCH_BY_CODE.first(connection, code=code.upper())
     return None if row is None else _branch(row)
 
 

@@ -77,24 +77,39 @@ def _result_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> P
 
 
 class Prepared:
-    """A Core statement run straight on the driver; rows come back as named tuples."""
+    """A Core statement run straight on the driver; rows come back as named tuples.
 
-    def __init__(self, statement: sa.Executable) -> None:
-        self.statement = statement
-        self._forms: dict[str, _Form] = {}
+    Give the statement, or for one spelled differently per database (an upsert) a function of
+    the dialect's name that builds it. With `autobegin`, a statement outside a transaction
+    begins one that the rest of the caller's unit shares, as a Core statement would: for a
+    write that must not commit without what follows it.
+    """
 
-    def _form(self, dialect: sa.Dialect) -> _Form:
-        form = self._forms.get(dialect.name)
-        if form is None:
-            form = self._forms[dialect.name] = _Form.compile(self.statement, dialect)
-        return form
+    def __init__(
+        self,
+        statement: sa.Executable | Callable[[str], sa.Executable],
+        *,
+        autobegin: bool = False,
+    ) -> None:
+        self._build = statement if callable(statement) else lambda _dialect: statement
+        self._autobegin = autobegin
+        self._forms: dict[str, tuple[sa.Executable, _Form]] = {}
+
+    def _form(self, dialect: sa.Dialect) -> tuple[sa.Executable, _Form]:
+        found = self._forms.get(dialect.name)
+        if found is None:
+            statement = self._build(dialect.name)
+            found = self._forms[dialect.name] = (statement, _Form.compile(statement, dialect))
+        return found
 
     async def rows(self, connection: AsyncConnection, **params: Any) -> list[Any]:
         """Run the statement (a SELECT, or a write with RETURNING) and return its rows."""
-        form = self._form(connection.dialect)
+        statement, form = self._form(connection.dialect)
+        if self._autobegin and not connection.in_transaction():
+            await connection.begin()
         driver = await _driver(connection)
         if driver is None:
-            result = await connection.execute(self.statement, params)
+            result = await connection.execute(statement, params)
             return [form.row(*row) for row in result]
         records = await driver.fetch(connection, form.sql, form.arguments(params))
         return [form.to_row(record) for record in records]
@@ -107,10 +122,12 @@ class Prepared:
         """Run a write once per parameter set, in one call to the driver."""
         if not params:
             return
-        form = self._form(connection.dialect)
+        statement, form = self._form(connection.dialect)
+        if self._autobegin and not connection.in_transaction():
+            await connection.begin()
         driver = await _driver(connection)
         if driver is None:
-            await connection.execute(self.statement, list(params))
+            await connection.execute(statement, list(params))
             return
         await driver.executemany(connection, form.sql, [form.arguments(each) for each in params])
 
@@ -165,7 +182,12 @@ class _Postgres:
 
 async def _driver(connection: AsyncConnection) -> _SQLite | _Postgres | None:
     """The driver to run on, or None where only SQLAlchemy can begin the transaction."""
-    driver = (await connection.get_raw_connection()).driver_connection
+    sync = connection.sync_connection
+    if sync is not None and not sync.invalidated and not sync.closed:
+        raw = sync.connection  # checked out already: a plain attribute, no trip to a greenlet
+    else:
+        raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
     if connection.dialect.name != "postgresql":
         return _SQLite(driver)
     if connection.in_transaction() and not driver.is_in_transaction():
@@ -175,11 +197,13 @@ async def _driver(connection: AsyncConnection) -> _SQLite | _Postgres | None:
 
 @asynccontextmanager
 async def atomic(connection: AsyncConnection) -> AsyncIterator[None]:
-    """Statements that must commit together: one driver transaction on PostgreSQL unless one is
-    open already; on SQLite the caller's transaction, which already is one."""
-    driver = await _driver(connection) if connection.dialect.name == "postgresql" else None
-    if not isinstance(driver, _Postgres) or driver.driver.is_in_transaction():
+    """Statements that must commit together, prepared or not.
+
+    On PostgreSQL, outside a transaction, SQLAlchemy begins one: its first statement then goes
+    through SQLAlchemy and takes the driver into that transaction, where the rest follow. On
+    SQLite the caller's transaction (a group commit's batch) already is one."""
+    if connection.dialect.name != "postgresql" or connection.in_transaction():
         yield
         return
-    async with driver.driver.transaction():
+    async with connection.begin():
         yield

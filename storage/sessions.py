@@ -61,6 +61,27 @@ def _dump(state: Mapping[str, Any]) -> str:
     return json.dumps(state, separators=(",", ":"), ensure_ascii=False)
 
 
+_CREATE = Prepared(
+    sa.insert(survey_sessions)
+    .values(
+        {
+            name: sa.bindparam(name)
+            for name in (
+                "customer_id",
+                "survey_id",
+                "branch_id",
+                "status",
+                "state",
+                "version",
+                "started_at",
+                "updated_at",
+            )
+        }
+    )
+    .returning(survey_sessions.c.id)
+)
+
+
 async def create(
     connection: AsyncConnection,
     customer_id: int,
@@ -69,28 +90,18 @@ async def create(
     state: Mapping[str, Any],
 ) -> Session:
     moment = now()
-    result = await connection.execute(
-        sa.insert(survey_sessions).values(
-            customer_id=customer_id,
-            survey_id=survey_id,
-            branch_id=branch_id,
-            status=OPEN,
-            state=_dump(state),
-            version=1,
-            started_at=moment,
-            updated_at=moment,
-        )
+    created = await _CREATE.first(
+        connection,
+        customer_id=customer_id,
+        survey_id=survey_id,
+        branch_id=branch_id,
+        status=OPEN,
+        state=_dump(state),
+        version=1,
+        started_at=moment,
+        updated_at=moment,
     )
-    return Session(
-        result.inserted_primary_key[0],
-        customer_id,
-        survey_id,
-        branch_id,
-        OPEN,
-        dict(state),
-        1,
-        None,
-    )
+    return Session(created.id, customer_id, survey_id, branch_id, OPEN, dict(state), 1, None)
 
 
 async def get(connection: AsyncConnection, session_id: int) -> Session | None:
@@ -141,14 +152,19 @@ async def get_for_telegram_user(
     return None if row is None else (_session(row), row.customer_locale)
 
 
-async def open_for_customer(connection: AsyncConnection, customer_id: int) -> Session | None:
-    statement = (
-        sa.select(survey_sessions)
-        .where(survey_sessions.c.customer_id == customer_id, survey_sessions.c.status == OPEN)
-        .order_by(survey_sessions.c.id.desc())
-        .limit(1)
+_OPEN_FOR_CUSTOMER = Prepared(
+    sa.select(survey_sessions)
+    .where(
+        survey_sessions.c.customer_id == sa.bindparam("customer_id"),
+        survey_sessions.c.status == OPEN,
     )
-    row = (await connection.execute(statement)).first()
+    .order_by(survey_sessions.c.id.desc())
+    .limit(1)
+)
+
+
+async def open_for_customer(connection: AsyncConnection, customer_id: int) -> Session | None:
+    row = await _OPEN_FOR_CUSTOMER.first(connection, customer_id=customer_id)
     return None if row is None else _session(row)
 
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import now, survey_links, surveys
+from storage.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,16 @@ async def register(
     return SurveyVersion(result.inserted_primary_key[0], key, version, source, checksum), True
 
 
+_LATEST = Prepared(
+    sa.select(surveys)
+    .where(surveys.c.key == sa.bindparam("key"))
+    .order_by(surveys.c.version.desc())
+    .limit(1)
+)
+
+
 async def latest(connection: AsyncConnection, key: str) -> SurveyVersion | None:
-    statement = (
-        sa.select(surveys).where(surveys.c.key == key).order_by(surveys.c.version.desc()).limit(1)
-    )
-    row = (await connection.execute(statement)).first()
+    row = await _LATEST.first(connection, key=key)
     return None if row is None else _version(row)
 
 

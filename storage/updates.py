@@ -7,15 +7,22 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.dialect import insert_ignore
+from storage.dialect import insert_ignore_statement
 from storage.models import now, processed_updates
+from storage.prepared import Prepared
+
+_CLAIM = Prepared(
+    lambda dialect: insert_ignore_statement(dialect, processed_updates).returning(
+        processed_updates.c.update_id
+    ),
+    autobegin=True,
+)
 
 
 async def claim(connection: AsyncConnection, update_id: int) -> bool:
-    """Record the update id in the caller's transaction; False if it was processed before."""
-    return await insert_ignore(
-        connection, processed_updates, {"update_id": update_id, "processed_at": now()}
-    )
+    """Record the update id in the caller's transaction, which it begins if need be, so the
+    claim commits with the update's work or not at all; False if it was processed before."""
+    return bool(await _CLAIM.rows(connection, update_id=update_id, processed_at=now()))
 
 
 async def prune(connection: AsyncConnection, before: datetime) -> int:
