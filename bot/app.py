@@ -37,7 +37,9 @@ async def open_services(settings: Settings) -> Services:
     """Upgrade the database, unlock the keys, load catalogs and surveys."""
     i18n.load_catalogs()
     notice = load_notice(settings.privacy_notice_file)
-    db = Database(settings.database_url)
+    # Each update in flight holds a connection for its unit of work; jobs and the health
+    # check take a few more. A smaller pool would open and close connections under load.
+    db = Database(settings.database_url, pool_size=settings.concurrent_updates + 4)
     try:
         await db.upgrade()
         await keys.activate(settings, db)
