@@ -19,7 +19,7 @@ from bot.errors import ConfigError
 from bot.pacing import Pacer
 from bot.personal_data import PersonalData
 from bot.privacy import load_notice
-from bot.request import AiohttpRequest
+from bot.request import AiohttpRequest, UpdatesRequest
 from bot.services import Services
 from bot.surveys import SurveyCatalog
 from handlers import customer
@@ -70,7 +70,7 @@ def create_requests(settings: Settings) -> tuple[AiohttpRequest, AiohttpRequest]
     """The HTTP clients for Bot API calls and for long polling; the caller shuts them down."""
     return (
         AiohttpRequest(connection_pool_size=max(8, settings.concurrent_updates * 2)),
-        AiohttpRequest(connection_pool_size=2, read_timeout=40),
+        UpdatesRequest(connection_pool_size=2, read_timeout=40),
     )
 
 

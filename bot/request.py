@@ -13,9 +13,11 @@ from typing import Any
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
+from telegram._utils.types import JSONDict, ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+from bot import incoming
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 POOL_TIMEOUT_MESSAGE = (
@@ -142,6 +144,21 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
         finally:
             slots.release()
+
+
+class UpdatesRequest(AiohttpRequest):
+    """The long-polling client: updates are trimmed (bot.incoming) before PTB parses them."""
+
+    __slots__ = ()
+
+    def parse_json_payload(self, payload: bytes) -> JSONDict:
+        data = super().parse_json_payload(payload)
+        updates = data.get("result")
+        if isinstance(updates, list):
+            for update in updates:
+                if isinstance(update, dict):
+                    incoming.trim(update)
+        return data
 
 
 def _bound(*parts: float | None) -> float | None:

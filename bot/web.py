@@ -17,7 +17,7 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
-from bot import webhook_reply
+from bot import incoming, webhook_reply
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,9 @@ def create_web_app(
             return web.Response(status=403)
         try:
             payload = await request.json(loads=json.loads)
-            _drop_pressed_keyboard(payload)
-            update = Update.de_json(payload, application.bot)
+            if not isinstance(payload, dict):
+                return web.Response(status=400)
+            update = Update.de_json(incoming.trim(payload), application.bot)
         except (ValueError, TypeError, KeyError):
             return web.Response(status=400)
         async with slots:
@@ -67,11 +68,3 @@ def create_web_app(
     app.router.add_post(WEBHOOK_PATH, webhook)
     app.router.add_get("/healthz", healthz)
     return app
-
-
-def _drop_pressed_keyboard(payload: dict) -> None:  # type: ignore[type-arg]
-    """A press carries the whole message it was on, keyboard included; no handler reads that
-    keyboard, and parsing it is the largest single cost of a press."""
-    query = payload.get("callback_query")
-    if isinstance(query, dict) and isinstance(query.get("message"), dict):
-        query["message"].pop("reply_markup", None)

@@ -54,9 +54,16 @@ async def test_a_survey_over_the_webhook(
 
 
 async def test_wrong_or_missing_secret_is_refused(services: Services, hook: Webhook) -> None:
-    update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "/start",
-                                          "chat": {"id": 5, "type": "private"},
-                                          "from": {"id": 5, "is_bot": False, "first_name": "X"}}}
+    update = {
+        "update_id": 1,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "text": "/start",
+            "chat": {"id": 5, "type": "private"},
+            "from": {"id": 5, "is_bot": False, "first_name": "X"},
+        },
+    }
     async with running(services, hook), aiohttp.ClientSession() as http:
         url = hook.public_url + WEBHOOK_PATH
         for headers in ({SECRET_HEADER: "wrong"}, {}):
@@ -64,6 +71,8 @@ async def test_wrong_or_missing_secret_is_refused(services: Services, hook: Webh
                 assert response.status == 403
         async with http.post(url, data=b"{not json", headers={SECRET_HEADER: SECRET}) as response:
             assert response.status == 400
+        async with http.post(url, json=[update], headers={SECRET_HEADER: SECRET}) as response:
+            assert response.status == 400  # JSON, but not an update
         async with http.get(f"{hook.public_url}/healthz") as response:
             assert response.status == 200 and (await response.json()) == {"status": "ok"}
 

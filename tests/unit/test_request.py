@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
-from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.emulator import BotApiEmulator, SimUser
-from bot.request import AiohttpRequest
+from bot.request import AiohttpRequest, UpdatesRequest
 
 PNG_1x1 = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 
@@ -227,6 +227,50 @@ async def test_application_polls_and_replies(emu: BotApiEmulator) -> None:
             await app.updater.stop()
             await app.stop()
     assert emu.calls["sendMessage"] == 1
+
+
+async def test_a_polled_press_names_its_message_and_nothing_more(emu: BotApiEmulator) -> None:
+    seen: list[tuple[object, ...]] = []
+
+    async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None and query.message is not None
+        message = query.message
+        assert isinstance(message, Message)
+        seen.append((message.text, message.entities, message.from_user, message.reply_markup))
+        await query.answer()
+        await context.bot.edit_message_text(
+            "Terima kasih", query.message.chat.id, query.message.message_id
+        )
+
+    app = (
+        ApplicationBuilder()
+        .token(emu.token)
+        .base_url(emu.base_url)
+        .base_file_url(emu.base_file_url)
+        .request(AiohttpRequest())
+        .get_updates_request(UpdatesRequest())
+        .build()
+    )
+    app.add_handler(CallbackQueryHandler(pressed))
+    user = emu.user(78, "Ani")
+    await user.start()
+    async with app:
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Ya", callback_data="k:y")]])
+        sent = await app.bot.send_message(
+            user.id, "<b>Setuju?</b>", parse_mode="HTML", reply_markup=markup
+        )
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        try:
+            await user.press(sent.message_id, "k:y")
+            edited = await user.next_reply()
+        finally:
+            await app.updater.stop()
+            await app.stop()
+    assert edited.message_id == sent.message_id and edited.text == "Terima kasih"
+    assert seen == [(None, (), None, None)]  # its text, entities, sender and keyboard: unparsed
 
 
 async def test_calls_without_files_go_as_one_json_body() -> None:
