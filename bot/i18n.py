@@ -117,8 +117,13 @@ _babel_locale = functools.cache(Locale.parse)
 
 
 def number(value: float | int | Decimal, digits: int = 1) -> str:
-    locale = _babel_locale(_current.get())
-    return format_decimal(value, format=_pattern(digits, "#"), locale=locale)
+    return _number(value, digits, _current.get())
+
+
+@functools.lru_cache(maxsize=4096)
+def _number(value: float | int | Decimal, digits: int, locale: str) -> str:
+    """Most numbers shown are small counts (every progress line has two): formatted once."""
+    return format_decimal(value, format=_pattern(digits, "#"), locale=_babel_locale(locale))
 
 
 def percent(share: float, digits: int = 1) -> str:
