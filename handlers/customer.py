@@ -243,6 +243,7 @@ async def _erase_press(update: Update, context: Context, press: callbacks.EraseP
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
     """Adds the customer handlers; staff handlers register before these."""
+    app.add_handler(CallbackQueryHandler(press))  # the most frequent update: checked first
     app.add_handler(CommandHandler("start", start, filters=PRIVATE))
     app.add_handler(CommandHandler("language", language, filters=PRIVATE))
     app.add_handler(CommandHandler("stop", stop, filters=PRIVATE))
@@ -250,7 +251,6 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("help", help_command, filters=PRIVATE))
     app.add_handler(CommandHandler("mydata", my_data, filters=PRIVATE))
     app.add_handler(CommandHandler("delete_me", delete_me, filters=PRIVATE))
-    app.add_handler(CallbackQueryHandler(press))
     app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, unknown_command))
     app.add_handler(MessageHandler(PRIVATE & filters.TEXT, text))
     app.add_handler(MessageHandler(PRIVATE & ~filters.TEXT, unsupported))

@@ -83,7 +83,8 @@ class Database:
                 # unit of prepared statements alone (storage.prepared) never pays for one.
                 async with self.engine.connect() as connection:
                     result = await work(connection)
-                    await connection.commit()
+                    if connection.in_transaction():  # prepared statements alone began none
+                        await connection.commit()
                     return result
             except sa.exc.DBAPIError as error:
                 if attempt == 2 or not error.connection_invalidated:

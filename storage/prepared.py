@@ -102,12 +102,18 @@ class Prepared:
             found = self._forms[dialect.name] = (statement, _Form.compile(statement, dialect))
         return found
 
-    async def rows(self, connection: AsyncConnection, **params: Any) -> list[Any]:
-        """Run the statement (a SELECT, or a write with RETURNING) and return its rows."""
+    async def _target(
+        self, connection: AsyncConnection
+    ) -> tuple[sa.Executable, _Form, _SQLite | _Postgres | None]:
+        """The statement, its compiled form and the driver to run it on (None: SQLAlchemy)."""
         statement, form = self._form(connection.dialect)
         if self._autobegin and not connection.in_transaction():
             await connection.begin()
-        driver = await _driver(connection)
+        return statement, form, await _driver(connection)
+
+    async def rows(self, connection: AsyncConnection, **params: Any) -> list[Any]:
+        """Run the statement (a SELECT, or a write with RETURNING) and return its rows."""
+        statement, form, driver = await self._target(connection)
         if driver is None:
             result = await connection.execute(statement, params)
             return [form.row(*row) for row in result]
@@ -122,10 +128,7 @@ class Prepared:
         """Run a write once per parameter set, in one call to the driver."""
         if not params:
             return
-        statement, form = self._form(connection.dialect)
-        if self._autobegin and not connection.in_transaction():
-            await connection.begin()
-        driver = await _driver(connection)
+        statement, form, driver = await self._target(connection)
         if driver is None:
             await connection.execute(statement, list(params))
             return
