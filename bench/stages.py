@@ -38,7 +38,7 @@ from telegram.ext import Defaults, ExtBot
 from telegram.request import BaseRequest, RequestData
 
 from bench.answers import CORES, PG_URL, database, postgres_reachable, source_digest
-from bot import i18n
+from bot import i18n, incoming
 from bot.app import open_services
 from bot.config import load_settings
 from bot.conversation import Action, Completed, Person, Question
@@ -464,7 +464,7 @@ async def telegram_stages(svc: Services, seen: list[Question], calls: int) -> li
                 "i18n.number × 2 (the progress line)",
                 calls,
                 lambda: (i18n.number(3, 0), i18n.number(6, 0)),
-                "Babel, with the parsed pattern cached",
+                "formatted once per value and locale",
             )
         )
 
@@ -497,10 +497,18 @@ async def telegram_stages(svc: Services, seen: list[Question], calls: int) -> li
     raw = json.dumps(update).encode()
     rows.append(
         repeat_sync(
-            "json.loads + Update.de_json (the press)",
+            "json.loads + Update.de_json of the whole press",
             calls,
             lambda: Update.de_json(json.loads(raw), bot),
             "PTB",
+        )
+    )
+    rows.append(
+        repeat_sync(
+            "json.loads + Update.de_json of the press as the bot sees it",
+            calls,
+            lambda: Update.de_json(incoming.trim(json.loads(raw)), bot),
+            "bot/incoming.py: the pressed message reduced to its id, date and chat",
         )
     )
     parsed = Update.de_json(json.loads(raw), bot)
