@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
-from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+)
 
 from bot.emulator import BotApiEmulator, SimUser
 from bot.request import AiohttpRequest, UpdatesRequest
@@ -198,34 +205,45 @@ async def test_lifecycle(emu: BotApiEmulator) -> None:
         AiohttpRequest(connection_pool_size=0)
 
 
+def polling_app(emu: BotApiEmulator, updates: AiohttpRequest) -> Application:  # type: ignore[type-arg]
+    return (
+        ApplicationBuilder()
+        .token(emu.token)
+        .base_url(emu.base_url)
+        .base_file_url(emu.base_file_url)
+        .request(AiohttpRequest())
+        .get_updates_request(updates)
+        .build()
+    )
+
+
+@asynccontextmanager
+async def polling(app: Application) -> AsyncIterator[None]:  # type: ignore[type-arg]
+    """The application up and long-polling the emulator for the duration of the block."""
+    async with app:
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        try:
+            yield
+        finally:
+            await app.updater.stop()
+            await app.stop()
+
+
 async def test_application_polls_and_replies(emu: BotApiEmulator) -> None:
     async def greet(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.message is not None and update.effective_user is not None
         payload = " ".join(context.args or [])
         await update.message.reply_text(f"Halo {update.effective_user.first_name} ({payload})")
 
-    app = (
-        ApplicationBuilder()
-        .token(emu.token)
-        .base_url(emu.base_url)
-        .base_file_url(emu.base_file_url)
-        .request(AiohttpRequest())
-        .get_updates_request(AiohttpRequest())
-        .build()
-    )
+    app = polling_app(emu, AiohttpRequest())
     app.add_handler(CommandHandler("start", greet))
-    async with app:
-        await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0, timeout=1)
-        try:
-            user = emu.user(77, "Ani")
-            await user.start("b_JKT01")
-            reply = await user.next_reply()
-            assert reply.text == "Halo Ani (b_JKT01)"
-        finally:
-            await app.updater.stop()
-            await app.stop()
+    async with polling(app):
+        user = emu.user(77, "Ani")
+        await user.start("b_JKT01")
+        reply = await user.next_reply()
+        assert reply.text == "Halo Ani (b_JKT01)"
     assert emu.calls["sendMessage"] == 1
 
 
@@ -234,41 +252,23 @@ async def test_a_polled_press_names_its_message_and_nothing_more(emu: BotApiEmul
 
     async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        assert query is not None and query.message is not None
+        assert query is not None and isinstance(query.message, Message)
         message = query.message
-        assert isinstance(message, Message)
         seen.append((message.text, message.entities, message.from_user, message.reply_markup))
         await query.answer()
-        await context.bot.edit_message_text(
-            "Terima kasih", query.message.chat.id, query.message.message_id
-        )
+        await context.bot.edit_message_text("Terima kasih", message.chat.id, message.message_id)
 
-    app = (
-        ApplicationBuilder()
-        .token(emu.token)
-        .base_url(emu.base_url)
-        .base_file_url(emu.base_file_url)
-        .request(AiohttpRequest())
-        .get_updates_request(UpdatesRequest())
-        .build()
-    )
+    app = polling_app(emu, UpdatesRequest())
     app.add_handler(CallbackQueryHandler(pressed))
     user = emu.user(78, "Ani")
     await user.start()
-    async with app:
+    async with polling(app):
         markup = InlineKeyboardMarkup([[InlineKeyboardButton("Ya", callback_data="k:y")]])
         sent = await app.bot.send_message(
             user.id, "<b>Setuju?</b>", parse_mode="HTML", reply_markup=markup
         )
-        await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0, timeout=1)
-        try:
-            await user.press(sent.message_id, "k:y")
-            edited = await user.next_reply()
-        finally:
-            await app.updater.stop()
-            await app.stop()
+        await user.press(sent.message_id, "k:y")
+        edited = await user.next_reply()
     assert edited.message_id == sent.message_id and edited.text == "Terima kasih"
     assert seen == [(None, (), None, None)]  # its text, entities, sender and keyboard: unparsed
 
