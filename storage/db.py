@@ -22,6 +22,7 @@ from storage.group_commit import GroupCommitter
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+OVERFLOW = 4  # PostgreSQL connections beyond the pool, opened only while they are needed
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -29,11 +30,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # No pre-ping, which costs a round trip per transaction: `run` retries a unit once on a
-        # connection that died with the server, and the pool replaces it.
+        # connection that died with the server, and the pool replaces it. The pool is sized
+        # for the work in flight; a few more connections absorb a burst of jobs.
         return create_async_engine(
             url,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=OVERFLOW,
             hide_parameters=True,
             pool_recycle=1800,
         )

@@ -104,3 +104,11 @@ async def test_a_failed_update_is_answered_500_and_delivered_again(
     attempts = [a.status for a in emulator.webhook_log if a.update_id == update["update_id"]]
     assert attempts[0] == 500 and attempts[-1] == 200
     assert "Maaf" not in " ".join(m.body for m in omar.messages)  # no apology for a retry
+
+
+async def test_the_database_pool_fits_the_updates_in_flight(services: Services) -> None:
+    """Each update in flight holds a connection for its unit: a smaller PostgreSQL pool would
+    open and close connections under load. SQLite has its one writer."""
+    pool = services.db.engine.pool
+    expected = services.settings.concurrent_updates + 4 if services.db.is_postgres else 1
+    assert pool.size() == expected
