@@ -1,8 +1,8 @@
 """What of an incoming update the bot parses.
 
 A button press carries the whole message it was on: its text, formatting entities, sender and
-keyboard. Handlers only need to know which message it was, to edit it, and parsing the rest
-into python-telegram-bot's objects was the largest single cost of a press (bench/RESULTS.md).
+keyboard. Handlers only need to know which message it was, to edit it; parsing the rest into
+python-telegram-bot's objects took more than half of parsing a press (bench/RESULTS.md).
 Both ways updates arrive, the webhook and long polling, pass through `trim` before parsing.
 """
 
