@@ -22,11 +22,13 @@ _FINISH = Prepared(
     .values(state=sa.bindparam("state"), completed_at=sa.bindparam("at"), status="completed")
     .returning(survey_sessions.c.id)
 )
-_TOUCH = Prepared(
+_SET_LOCALE = (
     sa.update(customers)
     .where(customers.c.id == sa.bindparam("customer_id"))
     .values(locale=sa.bindparam("locale"))
 )
+_TOUCH = Prepared(_SET_LOCALE)
+_TOUCH_FIRST = Prepared(_SET_LOCALE, autobegin=True)
 MOMENT = datetime(2026, 11, 22, 3, 4, 5, tzinfo=UTC)
 
 
@@ -102,6 +104,44 @@ async def test_a_core_statement_first_puts_the_driver_in_its_transaction(db: Dat
         await _TOUCH.many(connection, [{"customer_id": 1, "locale": "en"}])
         await _FINISH.rows(connection, session_id=1, state='{"c":3}', at=MOMENT)
     assert await _state(db) == ('{"c":3}', "en")
+
+
+@pytest.mark.parametrize("fail", [True, False])
+async def test_an_autobegin_write_commits_with_what_follows_or_not_at_all(
+    db: Database, fail: bool
+) -> None:
+    await _seed(db)
+
+    async def work(connection: sa.ext.asyncio.AsyncConnection) -> None:
+        await _TOUCH_FIRST.many(connection, [{"customer_id": 1, "locale": "en"}])
+        await _FINISH.rows(connection, session_id=1, state='{"d":4}', at=MOMENT)
+        if fail:
+            raise RuntimeError("the unit fails after both writes")
+
+    if fail:
+        with pytest.raises(RuntimeError):
+            await db.run(work)
+        assert await _state(db) == ("{}", "id")
+    else:
+        await db.run(work)
+        assert await _state(db) == ('{"d":4}', "en")
+
+
+async def test_core_statements_join_an_atomic_block(db: Database) -> None:
+    await _seed(db)
+
+    async def work(connection: sa.ext.asyncio.AsyncConnection, fail: bool) -> None:
+        async with atomic(connection):
+            await _FINISH.rows(connection, session_id=1, state='{"e":5}', at=MOMENT)
+            await connection.execute(sa.update(customers).values(locale="en"))
+            if fail:
+                raise RuntimeError("roll back the prepared and the Core write")
+
+    with pytest.raises(RuntimeError):
+        await db.run(lambda connection: work(connection, True))
+    assert await _state(db) == ("{}", "id")
+    await db.run(lambda connection: work(connection, False))
+    assert await _state(db) == ('{"e":5}', "en")
 
 
 def test_in_lists_are_refused() -> None:
