@@ -31,7 +31,6 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import aiosqlite
 import aiosqlite.core
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.ext import Defaults, ExtBot
@@ -47,7 +46,7 @@ from bot.example import load_example
 from bot.services import Services
 from handlers import render
 from storage.crypto import get_keyring, set_keyring
-from storage.models import answers, now, processed_updates
+from storage.models import now
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:STAGES-TOKEN"
@@ -208,85 +207,9 @@ async def press_stage(svc: Services, presses: int, customers: int) -> tuple[Row,
     return meter.row("Conversations.press (the answer's transaction)", note), seen
 
 
-async def statement_stages(svc: Services, calls: int) -> list[Row]:
-    """What building an INSERT ... ON CONFLICT statement per call costs against reusing it."""
+async def transaction_stage(svc: Services, calls: int) -> list[Row]:
+    """What an empty SQLAlchemy transaction costs: the floor the prepared statements avoid."""
     rows = []
-
-    def claim() -> None:
-        stmt = sqlite.insert(processed_updates).values(update_id=1, processed_at=now())
-        stmt.on_conflict_do_nothing()._generate_cache_key()
-
-    def upsert() -> None:
-        values = {
-            "session_id": 1,
-            "question_id": "nps",
-            "question_type": "nps",
-            "answered_at": now(),
-            "value_number": 1.0,
-            "value_choice": None,
-            "value_text": None,
-            "skipped": False,
-        }
-        stmt = sqlite.insert(answers).values(**values)
-        changes = {k: stmt.excluded[k] for k in values if k not in ("session_id", "question_id")}
-        stmt.on_conflict_do_update(
-            index_elements=["session_id", "question_id"], set_=changes
-        )._generate_cache_key()
-
-    prebuilt = sqlite.insert(answers).values(
-        {
-            c: sa.bindparam(c)
-            for c in (
-                "session_id",
-                "question_id",
-                "question_type",
-                "answered_at",
-                "value_number",
-                "value_choice",
-                "value_text",
-                "skipped",
-            )
-        }
-    )
-    prebuilt = prebuilt.on_conflict_do_update(
-        index_elements=["session_id", "question_id"],
-        set_={
-            k: prebuilt.excluded[k]
-            for k in (
-                "question_type",
-                "answered_at",
-                "value_number",
-                "value_choice",
-                "value_text",
-                "skipped",
-            )
-        },
-    )
-
-    rows.append(
-        repeat_sync(
-            "claim INSERT … ON CONFLICT DO NOTHING built afresh + cache key",
-            calls,
-            claim,
-            "what building it per call would cost",
-        )
-    )
-    rows.append(
-        repeat_sync(
-            "answer upsert (with `excluded`) built afresh + cache key",
-            calls,
-            upsert,
-            "what building it per call would cost",
-        )
-    )
-    rows.append(
-        repeat_sync(
-            "cache key of the same upsert, built once",
-            calls,
-            prebuilt._generate_cache_key,
-            "what is left per call when the statement is reused",
-        )
-    )
 
     async def empty() -> None:
         async with svc.db.transaction() as connection:
@@ -300,26 +223,16 @@ async def statement_stages(svc: Services, calls: int) -> list[Row]:
     return rows
 
 
-# -- the same transaction straight through the driver -----------------------------------------
+# -- a press straight through the driver -------------------------------------------------------
 
 SELECT_SESSION = (
     "SELECT s.id, s.customer_id, s.survey_id, s.branch_id, s.status, s.state, s.version, "
     "s.started_at, s.updated_at, s.completed_at, c.locale FROM survey_sessions s "
     "JOIN customers c ON c.id = s.customer_id WHERE s.id = {0} AND c.telegram_id = {1}"
 )
-CLAIM = (
-    "INSERT INTO processed_updates (update_id, processed_at) VALUES ({0}, {1}) "
-    "ON CONFLICT DO NOTHING"
-)
 SAVE = (
     "UPDATE survey_sessions SET version = {0}, updated_at = {1}, state = {2} "
-    "WHERE id = {3} AND version = {4}"
-)
-UPSERT = (
-    "INSERT INTO answers (session_id, question_id, question_type, answered_at, value_number, "
-    "value_choice, value_text, skipped) VALUES ({0}, 'stage', 'rating', {1}, {2}, NULL, NULL, "
-    "false) ON CONFLICT (session_id, question_id) DO UPDATE SET "
-    "answered_at = excluded.answered_at, value_number = excluded.value_number"
+    "WHERE id = {3} AND version = {4} RETURNING id"
 )
 
 
@@ -337,7 +250,7 @@ async def _a_session(svc: Services) -> tuple[int, int]:
 
 
 async def driver_stages(svc: Services, url: str, calls: int) -> list[Row]:
-    """The answer's four statements and commit, as plain SQL on the driver: the floor."""
+    """A press's two statements as plain SQL on the driver, each committed: the floor."""
     session_id, telegram_id = await _a_session(svc)
     keyring = get_keyring()
     if url.startswith("sqlite"):
@@ -346,24 +259,19 @@ async def driver_stages(svc: Services, url: str, calls: int) -> list[Row]:
         marks = ["?"] * 5
 
         async def unit() -> None:
-            moment = now().isoformat()
-            await connection.execute("BEGIN")
-            await connection.execute(CLAIM.format(*marks[:2]), (next(UPDATE_IDS), moment))
             async with connection.execute(
                 SELECT_SESSION.format(*marks[:2]), (session_id, telegram_id)
             ) as cursor:
                 row = await cursor.fetchone()
             assert row is not None
-            state = keyring.encrypt(json.dumps(STATE) if row[5] else "")
-            await connection.execute(
-                SAVE.format(*marks), (row[6] + 1, moment, state, session_id, row[6])
-            )
-            await connection.execute(UPSERT.format(*marks[:3]), (session_id, moment, 4.0))
-            await connection.execute("COMMIT")
+            state = keyring.encrypt(json.dumps(STATE))
+            arguments = (row[6] + 1, now().isoformat(), state, session_id, row[6])
+            async with connection.execute(SAVE.format(*marks), arguments) as cursor:
+                assert await cursor.fetchone() is not None
 
         try:
             with counting_hops() as hops:
-                row = await repeat("the same transaction on aiosqlite, plain SQL", calls, unit)
+                row = await repeat("the same press on aiosqlite, plain SQL", calls, unit)
                 row.note = f"{hops[0] / calls:.1f} aiosqlite thread hops per call"
         finally:
             await connection.close()
@@ -375,40 +283,16 @@ async def driver_stages(svc: Services, url: str, calls: int) -> list[Row]:
     marks = [f"${n}" for n in range(1, 6)]
 
     async def pg_unit() -> None:
-        moment = now()
-        async with pg.transaction():
-            await pg.execute(CLAIM.format(*marks[:2]), next(UPDATE_IDS), moment)
-            row = await pg.fetchrow(SELECT_SESSION.format(*marks[:2]), session_id, telegram_id)
-            assert row is not None
-            state = keyring.encrypt(json.dumps(STATE))
-            await pg.execute(SAVE.format(*marks), row[6] + 1, moment, state, session_id, row[6])
-            await pg.execute(UPSERT.format(*marks[:3]), session_id, moment, 4.0)
+        row = await pg.fetchrow(SELECT_SESSION.format(*marks[:2]), session_id, telegram_id)
+        assert row is not None
+        state = keyring.encrypt(json.dumps(STATE))
+        arguments = (row[6] + 1, now(), state, session_id, row[6])
+        assert await pg.fetchval(SAVE.format(*marks), *arguments) is not None
 
     try:
-        rows = [await repeat("the same transaction on asyncpg, plain SQL", calls, pg_unit)]
+        return [await repeat("the same press on asyncpg, plain SQL", calls, pg_unit)]
     finally:
         await pg.close()
-
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    bare = create_async_engine(url, pool_size=10)  # as storage/db.py, less pool_pre_ping
-
-    async def select_one() -> None:
-        async with bare.begin() as connection:
-            await connection.execute(sa.text("SELECT 1"))
-
-    try:
-        rows.append(
-            await repeat(
-                "a transaction with one SELECT 1, no pool_pre_ping",
-                calls,
-                select_one,
-                "storage/db.py sets pool_pre_ping=True",
-            )
-        )
-    finally:
-        await bare.dispose()
-    return rows
 
 
 # -- rendering, Telegram objects, crypto -------------------------------------------------------
@@ -601,7 +485,7 @@ async def main(argv: list[str] | None = None) -> int:
         ):
             await press_stage(svc, 200, args.customers)  # warm the caches
             press, seen = await press_stage(svc, args.presses, args.customers)
-            rows = [press, *await statement_stages(svc, args.presses)]
+            rows = [press, *await transaction_stage(svc, args.presses)]
             rows += await driver_stages(svc, url, args.presses)
             rows += await telegram_stages(svc, seen, args.presses)
     print(
