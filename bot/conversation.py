@@ -135,7 +135,7 @@ class Conversations:
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
             if not self._has_consent(customer):
-                locale = customer.locale if customer else resolve_locale(person.language_code)
+                locale = _reader_locale(customer, person)
                 return ShowNotice(locale, self._notice.text(locale), _clean_payload(payload))
             assert customer is not None
             if customer.opted_out:
@@ -212,7 +212,7 @@ class Conversations:
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
             if not self._has_consent(customer):
-                locale = customer.locale if customer else resolve_locale(person.language_code)
+                locale = _reader_locale(customer, person)
                 return Info(locale, "needs_consent")
             assert customer is not None
             session = await session_store.open_for_customer(connection, customer.id)
@@ -269,7 +269,7 @@ class Conversations:
         """The reader's language for replies that change nothing (help, privacy)."""
         async with self._db.transaction() as connection:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
-        return customer.locale if customer else resolve_locale(person.language_code)
+        return _reader_locale(customer, person)
 
     @property
     def notice(self) -> PrivacyNotice:
@@ -439,6 +439,11 @@ def _question(
     return Question(
         locale, pinned.survey, session.id, session.version, ask, intro=intro, resumed=resumed
     )
+
+
+def _reader_locale(customer: Customer | None, person: Person) -> str:
+    """The customer's chosen language, or before any choice the one their Telegram app uses."""
+    return customer.locale if customer else resolve_locale(person.language_code)
 
 
 def _clean_payload(payload: str | None) -> str | None:
