@@ -21,6 +21,9 @@ from storage.prepared import Prepared, atomic
 
 OPEN, COMPLETED, ABANDONED = "open", "completed", "abandoned"
 SCRUBBED: dict[str, Any] = {}  # the state of a session that has ended
+# Every write to a session moves its version on, bulk ones too: a save read before it then
+# fails, instead of reopening the session or bringing back the answers its state held.
+_NEXT_VERSION = {"version": survey_sessions.c.version + 1}
 
 
 @dataclass(frozen=True)
@@ -322,12 +325,12 @@ async def detach_customer(connection: AsyncConnection, customer_id: int) -> int:
     await connection.execute(
         sa.update(survey_sessions)
         .where(survey_sessions.c.customer_id == customer_id, survey_sessions.c.status == OPEN)
-        .values(status=ABANDONED)
+        .values(status=ABANDONED, **_NEXT_VERSION)
     )
     result = await connection.execute(
         sa.update(survey_sessions)
         .where(survey_sessions.c.customer_id == customer_id)
-        .values(customer_id=None, state=_dump(SCRUBBED), updated_at=now())
+        .values(customer_id=None, state=_dump(SCRUBBED), updated_at=now(), **_NEXT_VERSION)
     )
     return result.rowcount
 
@@ -366,6 +369,6 @@ async def purge_before(connection: AsyncConnection, cutoff: datetime) -> tuple[i
     ended = await connection.execute(
         sa.update(survey_sessions)
         .where(survey_sessions.c.updated_at < cutoff, survey_sessions.c.status == OPEN)
-        .values(status=ABANDONED, state=_dump(SCRUBBED))
+        .values(status=ABANDONED, state=_dump(SCRUBBED), **_NEXT_VERSION)
     )
     return texts.rowcount, ended.rowcount

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -9,7 +11,7 @@ from storage import audit, orgs, sessions, surveys, updates
 from storage import customers as customer_store
 from storage.db import Database
 from storage.errors import VersionConflict
-from storage.models import audit_log, survey_sessions
+from storage.models import audit_log, now, survey_sessions
 
 
 async def _customer(db: Database, telegram_id: int = 42) -> customer_store.Customer:
@@ -52,6 +54,27 @@ async def test_versioned_save_refuses_a_stale_read(db: Database) -> None:
     async with db.transaction() as connection:
         fresh = await sessions.get(connection, session.id)
     assert fresh is not None and fresh.state == {"a": 2}
+
+
+@pytest.mark.parametrize("ending", ["erasure", "retention"])
+async def test_a_session_ended_in_bulk_refuses_a_save_read_before(
+    db: Database, ending: str
+) -> None:
+    """A press read before an erasure or a purge must not reopen the session nor bring back
+    the answers its state held."""
+    session = await _session(db)
+    async with db.transaction() as connection:
+        if ending == "erasure":
+            assert session.customer_id is not None
+            await sessions.detach_customer(connection, session.customer_id)
+        else:
+            await sessions.purge_before(connection, now() + timedelta(days=1))
+    with pytest.raises(VersionConflict):
+        async with db.transaction() as connection:
+            await sessions.save(connection, session, state={"a": 2})
+    async with db.transaction() as connection:
+        ended = await sessions.get(connection, session.id)
+    assert ended is not None and (ended.status, ended.state) == (sessions.ABANDONED, {})
 
 
 async def test_state_is_encrypted_at_rest(db: Database) -> None:
