@@ -133,10 +133,7 @@ async def serve(settings: Settings, *, webhook: bool) -> None:
 
 async def _serve_one(settings: Settings, hook: Webhook | None, *, worker: int = 0) -> None:
     services = await open_services(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     try:
         async with running(services, hook, primary=worker == 0):
             log.info(
@@ -175,10 +172,7 @@ async def supervise(settings: Settings, hook: Webhook, stop: asyncio.Event | Non
     for process in workers:
         process.start()
     if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
     try:
         while not stop.is_set() and all(process.is_alive() for process in workers):
             with contextlib.suppress(TimeoutError):
@@ -192,6 +186,15 @@ async def supervise(settings: Settings, hook: Webhook, stop: asyncio.Event | Non
     failed = [p.name for p in workers if p.exitcode not in (0, -signal.SIGTERM)]
     if failed and not stop.is_set():
         raise ConfigError(f"Worker {failed[0]} stopped unexpectedly; see its log above.")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """Set on SIGINT or SIGTERM (Ctrl+C, or the platform stopping the process)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def _worker(settings: Settings, hook: Webhook, number: int) -> None:
