@@ -7,7 +7,7 @@ python run_bot.py demo            the whole system against a local Bot API emula
 python run_bot.py init --example  load the example organisation and print deep links
 """
 
-from bot.cli import main
+from bot.wiring.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -48,8 +48,8 @@ from bench.client import (
     percentile,
     warm_up,
 )
-from bot.emulator import BotApiEmulator
-from bot.example import BRANCHES
+from bot.devtools.emulator import BotApiEmulator
+from bot.devtools.example import BRANCHES
 from flows import load_survey_file, localized
 from flows.engine import State
 from storage.crypto import Keyring, load_key_file, using_keyring

@@ -31,7 +31,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from bot.request import AiohttpRequest
+from bot.transport.request import AiohttpRequest
 from flows import Question, Survey, load_survey_file, localized
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ def build_echo(api_root: str, token: str, *, concurrent_updates: int, webhook: b
 
 
 def echo_web_app(app: Application, secret: str, concurrency: int) -> web.Application:  # type: ignore[type-arg]
-    """The webhook server Suara's bot/web.py has, minus the answer riding in the 200 body."""
+    """The webhook server of bot/transport/web.py, minus the answer riding in the 200 body."""
     slots = asyncio.Semaphore(concurrency)
 
     async def webhook(request: web.Request) -> web.Response:

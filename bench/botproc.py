@@ -59,10 +59,10 @@ async def _obey() -> None:
 
 @contextlib.asynccontextmanager
 async def _suara(args: argparse.Namespace) -> AsyncIterator[None]:
-    from bot.app import open_services
-    from bot.config import load_settings
-    from bot.example import load_example
-    from bot.runner import Webhook, running, supervise
+    from bot.devtools.example import load_example
+    from bot.wiring.app import open_services
+    from bot.wiring.config import load_settings
+    from bot.wiring.runner import Webhook, running, supervise
 
     settings = load_settings(
         _env_file=None,

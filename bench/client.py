@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.emulator import BotApiEmulator, NoReply, SimMessage, SimUser
+from bot.devtools.emulator import BotApiEmulator, NoReply, SimMessage, SimUser
 
 WAIT = 30.0
 

@@ -37,13 +37,14 @@ from telegram.ext import Defaults, ExtBot
 from telegram.request import BaseRequest, RequestData
 
 from bench.answers import CORES, PG_URL, database, postgres_reachable, source_digest
-from bot import i18n, incoming
-from bot.app import open_services
-from bot.config import load_settings
-from bot.conversation import Action, Completed, Person, Question
-from bot.emulator import BotApiEmulator
-from bot.example import load_example
-from bot.services import Services
+from bot.devtools.emulator import BotApiEmulator
+from bot.devtools.example import load_example
+from bot.services import i18n
+from bot.services.conversation import Action, Completed, Person, Question
+from bot.transport import incoming
+from bot.wiring.app import open_services
+from bot.wiring.config import load_settings
+from bot.wiring.services import Services
 from handlers import render
 from storage.crypto import get_keyring, set_keyring
 from storage.models import now
@@ -392,7 +393,7 @@ async def telegram_stages(svc: Services, seen: list[Question], calls: int) -> li
             "json.loads + Update.de_json of the press as the bot sees it",
             calls,
             lambda: Update.de_json(incoming.trim(json.loads(raw)), bot),
-            "bot/incoming.py: the pressed message reduced to its id, date and chat",
+            "bot/transport/incoming.py: the pressed message reduced to its id, date and chat",
         )
     )
     parsed = Update.de_json(json.loads(raw), bot)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.conversation import Action
+from bot.services.conversation import Action
 
 MAX_BYTES = 64
 _ACTIONS: dict[str, Action] = {"a": "answer", "t": "toggle", "d": "done", "b": "back", "s": "skip"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telegram.ext import CallbackContext, ExtBot
 
-from bot.services import Services
+from bot.wiring.services import Services
 
 SERVICES_KEY = "services"
 

@@ -15,7 +15,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.conversation import (
+from bot.services.conversation import (
     Completed,
     Duplicate,
     Info,
@@ -26,9 +26,9 @@ from bot.conversation import (
     Rejected,
     ShowNotice,
 )
-from bot.i18n import gettext as _
-from bot.i18n import resolve_locale, use_locale
-from bot.personal_data import export_json
+from bot.services.i18n import gettext as _
+from bot.services.i18n import resolve_locale, use_locale
+from bot.services.personal_data import export_json
 from handlers import callbacks, render
 from handlers.context import Context
 from handlers.render import Reply

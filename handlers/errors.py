@@ -7,9 +7,9 @@ import logging
 from telegram import Update
 from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot import webhook_reply
-from bot.i18n import gettext as _
-from bot.i18n import resolve_locale, use_locale
+from bot.services.i18n import gettext as _
+from bot.services.i18n import resolve_locale, use_locale
+from bot.transport import webhook_reply
 from handlers.context import Context
 
 log = logging.getLogger(__name__)

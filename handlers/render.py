@@ -8,8 +8,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.conversation import Action, Completed, Info, InfoKind, Question, Rejected, ShowNotice
-from bot.i18n import LOCALES, N_, datetime_text, gettext, number, use_locale
+from bot.services.conversation import (
+    Action,
+    Completed,
+    Info,
+    InfoKind,
+    Question,
+    Rejected,
+    ShowNotice,
+)
+from bot.services.i18n import LOCALES, N_, datetime_text, gettext, number, use_locale
 from flows.engine import Reject
 from flows.schema import Question as SurveyQuestion
 from flows.schema import localized

@@ -5,49 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TypeVar
 
 from telegram import CallbackQuery
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, RetryAfter
+from telegram.error import BadRequest
 from telegram.ext import ExtBot
 from telegram.warnings import PTBUserWarning
 
-from bot import webhook_reply
-from bot.pacing import Pacer
+from bot.transport import webhook_reply
+from bot.transport.pacing import Pacer
+from bot.transport.retry import with_flood_wait
 from handlers.render import Reply
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-MAX_WAIT = 30.0
-ATTEMPTS = 4
-
-
-def _seconds(error: RetryAfter) -> float:
-    wait = error.retry_after
-    return float(wait if isinstance(wait, int | float) else wait.total_seconds())
-
-
-async def _with_flood_wait(
-    call: Callable[[], Awaitable[T]], pacer: Pacer | None = None, chat_id: int = 0
-) -> T:
-    """Pace the call, and when Telegram still says 429, wait as asked and try again."""
-    for attempt in range(ATTEMPTS):
-        if pacer is not None:
-            await pacer.acquire(chat_id)
-        try:
-            return await call()
-        except RetryAfter as error:
-            if attempt == ATTEMPTS - 1:
-                raise
-            seconds = min(_seconds(error), MAX_WAIT)
-            if pacer is not None:
-                pacer.pause(seconds)
-            else:
-                await asyncio.sleep(seconds)
-    raise AssertionError("unreachable")
 
 
 # The Message a send or an edit returns is never read, and parsing it costs more than building
@@ -65,7 +36,7 @@ def _fields(reply: Reply) -> dict[str, object]:
 
 async def send(bot: ExtBot[None], pacer: Pacer, chat_id: int, reply: Reply) -> None:
     fields = {"chat_id": chat_id, **_fields(reply)}
-    await _with_flood_wait(
+    await with_flood_wait(
         partial(bot.do_api_request, "sendMessage", api_kwargs=fields), pacer, chat_id
     )
 
@@ -80,7 +51,7 @@ async def edit(query: CallbackQuery, reply: Reply) -> None:
     fields = target | _fields(reply)
     call = partial(query.get_bot().do_api_request, "editMessageText", api_kwargs=fields)
     try:
-        await _with_flood_wait(call)
+        await with_flood_wait(call)
     except BadRequest as error:
         if "not modified" not in error.message:
             raise

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot.config import Settings, load_settings
+from bot.wiring.config import Settings, load_settings
 from storage.crypto import Keyring, generate_key_material, set_keyring
 from storage.db import Database
 

@@ -26,7 +26,7 @@ def _migrate(connection: Connection) -> None:
 
 
 async def _migrate_from_settings() -> None:
-    from bot.config import load_settings
+    from bot.wiring.config import load_settings
     from storage.db import create_engine
 
     engine = create_engine(load_settings().database_url)

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from telegram.ext import Application
 
-from bot.app import open_services
-from bot.config import Settings
-from bot.emulator import BotApiEmulator, SimMessage, SimUser
-from bot.example import load_example
-from bot.runner import running
-from bot.services import Services
+from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.devtools.example import load_example
+from bot.wiring.app import open_services
+from bot.wiring.config import Settings
+from bot.wiring.runner import running
+from bot.wiring.services import Services
 from storage.crypto import set_keyring
 
 TOKEN = "123456:TEST-TOKEN"

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 import sqlalchemy as sa
 
-from bot.conversation import answers_so_far
-from bot.emulator import BotApiEmulator, SimMessage, SimUser
-from bot.runner import running
-from bot.services import Services
+from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.services.conversation import answers_so_far
+from bot.wiring.runner import running
+from bot.wiring.services import Services
 from storage import sessions as session_store
 from storage.models import consents, customers, survey_sessions
 from storage.surveys import links

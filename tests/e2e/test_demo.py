@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.demo import run_demo
-from bot.example import BRANCHES
+from bot.devtools.demo import run_demo
+from bot.devtools.example import BRANCHES
 
 
 async def test_the_demo_prints_every_branch_summary(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,15 +14,15 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from telegram.ext import Application
 
-from bot import keys
-from bot.analytics import branch_summaries
-from bot.app import open_services
-from bot.config import Settings
-from bot.conversation import Person, ShowNotice
-from bot.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.errors import ConfigError
-from bot.logs import configure_logging
-from bot.services import Services
+from bot.services import keys
+from bot.services.analytics import branch_summaries
+from bot.services.conversation import Person, ShowNotice
+from bot.wiring.app import open_services
+from bot.wiring.config import Settings
+from bot.wiring.logs import configure_logging
+from bot.wiring.services import Services
 from storage import audit
 from storage import customers as customer_store
 from storage.crypto import generate_key_material, set_keyring
@@ -255,7 +255,7 @@ async def test_logs_hold_no_token_and_no_personal_data(
         record.getMessage() + (caplog.text if record.exc_info else "")
         for record in caplog.records
     )
-    assert logging.getLogger("bot.conversation").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("bot.services.conversation").isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("telegram.ext.ExtBot").isEnabledFor(logging.DEBUG)
     for secret in (TOKEN.split(":")[1], "Rahmawati", "Satpam", "pintu masuk"):
         assert secret not in logged

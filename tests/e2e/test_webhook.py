@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from bot.emulator import BotApiEmulator, SimMessage, SimUser
-from bot.runner import Webhook, running
-from bot.services import Services
-from bot.web import SECRET_HEADER, WEBHOOK_PATH
+from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.transport.web import SECRET_HEADER, WEBHOOK_PATH
+from bot.wiring.runner import Webhook, running
+from bot.wiring.services import Services
 from tests.e2e.conftest import TOKEN
 
 SECRET = "webhook-secret_123"

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from bot.config import Settings
-from bot.emulator import BotApiEmulator, SimMessage, SimUser
-from bot.services import Services
+from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.wiring.config import Settings
+from bot.wiring.services import Services
 from storage.models import survey_sessions
 from tests.conftest import BACKEND
 from tests.e2e.conftest import TOKEN

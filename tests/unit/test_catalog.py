@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bot.surveys import SurveyCatalog
+from bot.services.surveys import SurveyCatalog
 from storage.db import Database
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
 from bot.errors import ConfigError
+from bot.wiring.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ def test_the_command_line_reports_user_errors_in_one_sentence(tmp_path: Path) ->
 
 
 async def test_init_example_prints_deep_links(tmp_path: Path) -> None:
-    from bot.emulator import BotApiEmulator
+    from bot.devtools.emulator import BotApiEmulator
 
     async with BotApiEmulator(token="123456:INIT", bot_username="bank_suara_bot") as emulator:
         env = {

@@ -19,8 +19,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.helpers import escape_markdown
 
-from bot.emulator import SECRET_HEADER, ApiError, BotApiEmulator, NoReply, SimUser
-from bot.emulator.text import parse_text
+from bot.devtools.emulator import SECRET_HEADER, ApiError, BotApiEmulator, NoReply, SimUser
+from bot.devtools.emulator.text import parse_text
 
 PNG_2x1 = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x02\x00\x00\x00\x01\x08\x02\x00\x00\x00"

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.messages.pofile import read_po
 
-from bot import i18n
+from bot.services import i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 

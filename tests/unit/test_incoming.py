@@ -1,10 +1,10 @@
-"""bot.incoming: a press is parsed with only what names its message."""
+"""bot.transport.incoming: a press is parsed with only what names its message."""
 
 from __future__ import annotations
 
 import copy
 
-from bot.incoming import trim
+from bot.transport.incoming import trim
 
 CHAT = {"id": 5, "type": "private", "first_name": "Ani"}
 MESSAGE = {

@@ -19,8 +19,8 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from bot.emulator import BotApiEmulator, SimUser
-from bot.request import AiohttpRequest, UpdatesRequest
+from bot.devtools.emulator import BotApiEmulator, SimUser
+from bot.transport.request import AiohttpRequest, UpdatesRequest
 
 PNG_1x1 = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 

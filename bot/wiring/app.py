@@ -1,7 +1,7 @@
 """The composition root: build the services and the python-telegram-bot application.
 
 The one place in `bot/` that imports `handlers/`. It only builds things; running them is
-`bot/runner.py`'s job.
+`bot/wiring/runner.py`'s job.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from datetime import time, timedelta
 from telegram import BotCommand
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
-from bot import i18n, keys
-from bot.config import Settings
-from bot.conversation import Conversations
 from bot.errors import ConfigError
-from bot.pacing import Pacer
-from bot.personal_data import PersonalData
-from bot.privacy import load_notice
-from bot.request import AiohttpRequest, UpdatesRequest
-from bot.services import Services
-from bot.surveys import SurveyCatalog
+from bot.services import i18n, keys
+from bot.services.conversation import Conversations
+from bot.services.personal_data import PersonalData
+from bot.services.privacy import load_notice
+from bot.services.surveys import SurveyCatalog
+from bot.transport.pacing import Pacer
+from bot.transport.request import AiohttpRequest, UpdatesRequest
+from bot.wiring.config import Settings
+from bot.wiring.services import Services
 from handlers import customer
 from handlers.context import SERVICES_KEY, Context
 from handlers.errors import on_error

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.config import Settings
-from bot.conversation import answers_so_far
-from bot.surveys import SurveyCatalog
+from bot.services.conversation import answers_so_far
+from bot.services.surveys import SurveyCatalog
+from bot.wiring.config import Settings
 from storage import audit
 from storage import customers as customer_store
 from storage import sessions as session_store

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from bot.errors import ConfigError
-from bot.i18n import DEFAULT_LOCALE, LOCALES
+from bot.services.i18n import DEFAULT_LOCALE, LOCALES
 
 
 @dataclass(frozen=True)

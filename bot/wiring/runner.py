@@ -25,12 +25,12 @@ from telegram import Update
 from telegram.error import InvalidToken, NetworkError
 from telegram.ext import Application
 
-from bot.app import build_application, create_requests, open_services, publish_commands
-from bot.config import Settings
 from bot.errors import ConfigError, SuaraError
-from bot.logs import configure_logging
-from bot.services import Services
-from bot.web import WEBHOOK_PATH, create_web_app
+from bot.transport.web import WEBHOOK_PATH, create_web_app
+from bot.wiring.app import build_application, create_requests, open_services, publish_commands
+from bot.wiring.config import Settings
+from bot.wiring.logs import configure_logging
+from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]

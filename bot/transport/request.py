@@ -17,7 +17,7 @@ from telegram._utils.types import JSONDict, ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from bot import incoming
+from bot.transport import incoming
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 POOL_TIMEOUT_MESSAGE = (
@@ -147,7 +147,7 @@ class AiohttpRequest(BaseRequest):
 
 
 class UpdatesRequest(AiohttpRequest):
-    """The long-polling client: updates are trimmed (bot.incoming) before PTB parses them."""
+    """The long-polling client: updates are trimmed (transport.incoming) before PTB parses them."""
 
     __slots__ = ()
 

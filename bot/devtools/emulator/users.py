@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.emulator.messages import SimMessage
-from bot.emulator.text import command_entities
+from bot.devtools.emulator.messages import SimMessage
+from bot.devtools.emulator.text import command_entities
 
 if TYPE_CHECKING:
-    from bot.emulator.server import BotApiEmulator
+    from bot.devtools.emulator.server import BotApiEmulator
 
 _DEEP_LINK_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

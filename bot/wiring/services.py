@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.config import Settings
-from bot.conversation import Conversations
-from bot.pacing import Pacer
-from bot.personal_data import PersonalData
-from bot.surveys import SurveyCatalog
+from bot.services.conversation import Conversations
+from bot.services.personal_data import PersonalData
+from bot.services.surveys import SurveyCatalog
+from bot.transport.pacing import Pacer
+from bot.wiring.config import Settings
 from storage.db import Database
 
 

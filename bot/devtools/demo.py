@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from bot.analytics import BranchSummary, branch_summaries
-from bot.app import open_services
-from bot.config import load_settings
-from bot.emulator import BotApiEmulator, SimMessage, SimUser
-from bot.example import BRANCHES, load_example
-from bot.runner import running
+from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.devtools.example import BRANCHES, load_example
+from bot.services.analytics import BranchSummary, branch_summaries
+from bot.wiring.app import open_services
+from bot.wiring.config import load_settings
+from bot.wiring.runner import running
 from flows.schema import Question as SurveyQuestion
 from flows.schema import Survey, localized
 from storage.crypto import set_keyring
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:DEMO-TOKEN"
 WAIT = 30.0
 

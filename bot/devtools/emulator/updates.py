@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.emulator.errors import ApiError
+from bot.devtools.emulator.errors import ApiError
 
 Update = dict[str, Any]
 

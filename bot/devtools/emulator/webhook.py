@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.emulator.updates import Entry, UpdateQueue
+from bot.devtools.emulator.updates import Entry, UpdateQueue
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

@@ -12,9 +12,9 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from bot.config import Settings, load_settings
 from bot.errors import SuaraError
-from bot.logs import configure_logging
+from bot.wiring.config import Settings, load_settings
+from bot.wiring.logs import configure_logging
 
 log = logging.getLogger("suara")
 
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from bot.demo import run_demo
+            from bot.devtools.demo import run_demo
 
             configure_logging("WARNING")
             return _run(lambda: run_demo(customers=args.customers, seed=args.seed))
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _rotate_key(settings))
         if args.command == "purge":
             return _run(lambda: _purge(settings, dry_run=args.dry_run))
-        from bot.runner import serve
+        from bot.wiring.runner import serve
 
         return _run(lambda: serve(settings, webhook=args.webhook))
     except SuaraError as error:
@@ -78,8 +78,8 @@ def _run(make: Callable[[], Awaitable[int | None]]) -> int:
 
 
 async def _init(settings: Settings, *, example: bool) -> int:
-    from bot.app import open_services
-    from bot.example import load_example
+    from bot.devtools.example import load_example
+    from bot.wiring.app import open_services
 
     services = await open_services(settings)
     try:
@@ -100,7 +100,7 @@ async def _init(settings: Settings, *, example: bool) -> int:
 
 
 async def _rotate_key(settings: Settings) -> int:
-    from bot import keys
+    from bot.services import keys
     from storage.db import Database
 
     db = Database(settings.database_url)
@@ -116,7 +116,7 @@ async def _rotate_key(settings: Settings) -> int:
 
 
 async def _purge(settings: Settings, *, dry_run: bool) -> int:
-    from bot.app import open_services
+    from bot.wiring.app import open_services
 
     services = await open_services(settings)
     try:
@@ -139,7 +139,7 @@ async def _bot_username(settings: Settings) -> str | None:
     from telegram import Bot
     from telegram.error import TelegramError
 
-    from bot.request import AiohttpRequest
+    from bot.transport.request import AiohttpRequest
 
     bot = Bot(
         settings.bot_token.get_secret_value(),

@@ -7,8 +7,8 @@ missing or wrong key the bot refuses to start rather than write data it cannot r
 
 from __future__ import annotations
 
-from bot.config import Settings
 from bot.errors import ConfigError
+from bot.wiring.config import Settings
 from storage import meta
 from storage.crypto import (
     CryptoError,

@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from bot.emulator.errors import ApiError, bad_request
+from bot.devtools.emulator.errors import ApiError, bad_request
 
 Entity = dict[str, Any]
 

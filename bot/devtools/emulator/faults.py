@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.emulator.errors import ApiError
+from bot.devtools.emulator.errors import ApiError
 
 FaultKind = Literal["fail", "delay", "drop"]
 

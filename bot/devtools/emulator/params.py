@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.errors import bad_request
-from bot.emulator.files import Upload
-from bot.emulator.messages import load_json
+from bot.devtools.emulator.errors import bad_request
+from bot.devtools.emulator.files import Upload
+from bot.devtools.emulator.messages import load_json
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

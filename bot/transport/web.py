@@ -17,8 +17,8 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
-from bot import incoming, webhook_reply
-from bot.services import Services
+from bot.transport import incoming, webhook_reply
+from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"

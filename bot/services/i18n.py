@@ -29,7 +29,7 @@ from bot.errors import ConfigError
 
 LOCALES = ("id", "en")
 DEFAULT_LOCALE = "id"
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locales"
+LOCALE_DIR = Path(__file__).resolve().parents[2] / "locales"
 DOMAIN = "messages"
 
 _current: ContextVar[str] = ContextVar("locale", default=DEFAULT_LOCALE)

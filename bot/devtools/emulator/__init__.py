@@ -9,12 +9,12 @@ Usage::
         reply = await ani.next_reply()
 """
 
-from bot.emulator.errors import ApiError
-from bot.emulator.files import StoredFile
-from bot.emulator.messages import SimMessage
-from bot.emulator.server import FLOOD_LIMITED, BotApiEmulator, CallbackQuery
-from bot.emulator.users import CallbackAnswer, NoReply, SimUser
-from bot.emulator.webhook import SECRET_HEADER, WebhookAttempt
+from bot.devtools.emulator.errors import ApiError
+from bot.devtools.emulator.files import StoredFile
+from bot.devtools.emulator.messages import SimMessage
+from bot.devtools.emulator.server import FLOOD_LIMITED, BotApiEmulator, CallbackQuery
+from bot.devtools.emulator.users import CallbackAnswer, NoReply, SimUser
+from bot.devtools.emulator.webhook import SECRET_HEADER, WebhookAttempt
 
 __all__ = [
     "FLOOD_LIMITED",

@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from bot.emulator.errors import bad_request
+from bot.devtools.emulator.errors import bad_request
 
 _PHOTO_SIDES = (90, 320, 800, 1280)
 

@@ -20,10 +20,10 @@ from typing import Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.config import Settings
-from bot.i18n import resolve_locale
-from bot.privacy import PrivacyNotice
-from bot.surveys import Pinned, SurveyCatalog
+from bot.services.i18n import resolve_locale
+from bot.services.privacy import PrivacyNotice
+from bot.services.surveys import Pinned, SurveyCatalog
+from bot.wiring.config import Settings
 from flows import engine
 from flows.engine import Ask, Finish, Reject, State, Step
 from flows.errors import FlowError

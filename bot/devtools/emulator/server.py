@@ -19,16 +19,16 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from bot.emulator.errors import ApiError, too_many_requests
-from bot.emulator.faults import Fault, FaultKind, Faults
-from bot.emulator.files import FileStore
-from bot.emulator.flood import FloodControl
-from bot.emulator.messages import SimMessage
-from bot.emulator.methods import METHODS, Described, Method
-from bot.emulator.params import Params, read_params
-from bot.emulator.updates import UpdateQueue
-from bot.emulator.users import SimUser
-from bot.emulator.webhook import WebhookAttempt, WebhookDelivery
+from bot.devtools.emulator.errors import ApiError, too_many_requests
+from bot.devtools.emulator.faults import Fault, FaultKind, Faults
+from bot.devtools.emulator.files import FileStore
+from bot.devtools.emulator.flood import FloodControl
+from bot.devtools.emulator.messages import SimMessage
+from bot.devtools.emulator.methods import METHODS, Described, Method
+from bot.devtools.emulator.params import Params, read_params
+from bot.devtools.emulator.updates import UpdateQueue
+from bot.devtools.emulator.users import SimUser
+from bot.devtools.emulator.webhook import WebhookAttempt, WebhookDelivery
 
 _LOG = logging.getLogger(__name__)
 _TOKEN_SHAPE = re.compile(r"\d+:[A-Za-z0-9_-]+")

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bot.emulator.errors import NOT_MODIFIED, QUERY_INVALID, bad_request, forbidden
-from bot.emulator.messages import SimMessage, parse_reply_markup
-from bot.emulator.params import Params
-from bot.emulator.text import parse_text, utf16_len
-from bot.emulator.users import CallbackAnswer, SimUser
-from bot.emulator.webhook import WebhookConfig
+from bot.devtools.emulator.errors import NOT_MODIFIED, QUERY_INVALID, bad_request, forbidden
+from bot.devtools.emulator.messages import SimMessage, parse_reply_markup
+from bot.devtools.emulator.params import Params
+from bot.devtools.emulator.text import parse_text, utf16_len
+from bot.devtools.emulator.users import CallbackAnswer, SimUser
+from bot.devtools.emulator.webhook import WebhookConfig
 
 if TYPE_CHECKING:
-    from bot.emulator.server import BotApiEmulator
+    from bot.devtools.emulator.server import BotApiEmulator
 
 Handler = Callable[["BotApiEmulator", Params], Awaitable[Any]]
 

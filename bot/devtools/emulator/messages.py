@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.emulator.errors import bad_request
+from bot.devtools.emulator.errors import bad_request
 
 Button = tuple[str, str | None]
 

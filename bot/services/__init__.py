@@ -1,0 +1,1 @@
+"""Services: the units of work behind every handler; they never touch Telegram."""

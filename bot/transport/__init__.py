@@ -1,0 +1,1 @@
+"""The Telegram transport: webhook server, HTTP clients, update parsing, pacing, retries."""

@@ -1,0 +1,1 @@
+"""Wiring: settings, the application factory, the runner and the command line."""
