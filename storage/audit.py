@@ -85,18 +85,47 @@ async def append(
     )
 
 
-async def verify(connection: AsyncConnection) -> int | None:
-    """The id of the first entry that breaks the chain, or None when it is intact."""
+@dataclass(frozen=True)
+class ChainCheck:
+    """The chain as found: its length and last hash (the head an operator records), the first
+    row that breaks it, and whether a recorded head was found in it."""
+
+    rows: int
+    head: str
+    broken: int | None
+    head_missing: bool = False
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None and not self.head_missing
+
+
+async def check_chain(
+    connection: AsyncConnection, recorded: tuple[int, str] | None = None
+) -> ChainCheck:
+    """Walk the chain. With a recorded head (row count and hash), rows cut off the end, or a
+    chain rewritten from some row on, show as the recorded head missing."""
     prev_hash = GENESIS
+    count = 0
+    broken: int | None = None
+    head_seen = recorded is None
     rows = await connection.stream(sa.select(audit_log).order_by(audit_log.c.id))
     async for row in rows:
+        count += 1
         expected = _digest(
             prev_hash, row.at, row.actor, row.action, row.target, row.outcome, row.details
         )
-        if row.prev_hash != prev_hash or row.hash != expected:
-            return row.id
+        if broken is None and (row.prev_hash != prev_hash or row.hash != expected):
+            broken = row.id
+        if recorded is not None and count == recorded[0]:
+            head_seen = row.hash == recorded[1]
         prev_hash = row.hash
-    return None
+    return ChainCheck(count, prev_hash, broken, head_missing=not head_seen)
+
+
+async def verify(connection: AsyncConnection) -> int | None:
+    """The id of the first entry that breaks the chain, or None when it is intact."""
+    return (await check_chain(connection)).broken
 
 
 async def entries(

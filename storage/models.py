@@ -185,3 +185,61 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False, unique=True),
 )
+
+# -- staff ---------------------------------------------------------------------------------
+# role: super_admin | admin | editor | viewer; scope: all | region:<code> | branch:<code>.
+# `pending` holds what the next code a staff member types is for: a login, or a risky action
+# waiting for its step-up code (JSON, no secrets). TOTP secrets are encrypted; the last accepted
+# time step makes every code single-use.
+
+staff = sa.Table(
+    "staff",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("telegram_id", sa.BigInteger, nullable=True, unique=True),
+    sa.Column("name", EncryptedText, nullable=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("scope", sa.String(40), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_by", sa.ForeignKey("staff.id"), nullable=True),
+    sa.Column("locale", sa.String(8), nullable=False, server_default="id"),
+    sa.Column("totp_secret", EncryptedText, nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),
+    _when("totp_last_at", nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    _when("locked_until", nullable=True),
+    sa.Column("pending", sa.Text, nullable=True),
+    _when("pending_at", nullable=True),
+    _when("created_at", nullable=False, server_default=UTC_NOW),
+    _when("last_login_at", nullable=True),
+)
+
+staff_invitations = sa.Table(
+    "staff_invitations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("scope", sa.String(40), nullable=False),
+    sa.Column("name", EncryptedText, nullable=True),
+    sa.Column("staff_id", sa.ForeignKey("staff.id"), nullable=True),  # a reset re-enrols them
+    sa.Column("created_by", sa.ForeignKey("staff.id"), nullable=True),  # None: the command line
+    _when("created_at", nullable=False, server_default=UTC_NOW),
+    _when("expires_at", nullable=False),
+    sa.Column("opened_by", sa.BigInteger, nullable=True),  # the Telegram user enrolling
+    sa.Column("pending_secret", EncryptedText, nullable=True),
+    sa.Column("secret_messages", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    _when("used_at", nullable=True),
+)
+
+staff_sessions = sa.Table(
+    "staff_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.ForeignKey("staff.id"), nullable=False, index=True),
+    _when("opened_at", nullable=False),
+    _when("expires_at", nullable=False),
+    _when("closed_at", nullable=True),
+    sa.Column("closed_reason", sa.String(12), nullable=True),  # logout | expired | revoked
+)

@@ -17,15 +17,17 @@ from bot.services import i18n, keys
 from bot.services.conversation import Conversations
 from bot.services.personal_data import PersonalData
 from bot.services.privacy import load_notice
+from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
 from bot.transport.request import AiohttpRequest, UpdatesRequest
 from bot.wiring.config import Settings
 from bot.wiring.services import Services
-from handlers import customer
+from handlers import customer, staff
 from handlers.context import SERVICES_KEY, Context
 from handlers.errors import on_error
 from handlers.render import COMMAND_HELP
+from handlers.staff.menus import show_customer_menu
 from storage import updates
 from storage.db import Database
 from storage.models import now
@@ -63,6 +65,9 @@ async def open_services(settings: Settings) -> Services:
         Conversations(db, catalog, notice, settings),
         pacer,
         PersonalData(db, catalog, settings),
+        StaffAccess(
+            db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours
+        ),
     )
 
 
@@ -102,6 +107,7 @@ def build_application(
         builder = builder.updater(None)
     app = builder.build()
     app.bot_data[SERVICES_KEY] = services
+    staff.register(app)
     customer.register(app)
     app.add_error_handler(on_error)  # type: ignore[arg-type]
     if jobs:
@@ -127,6 +133,12 @@ def _schedule(app: Application, services: Services) -> None:  # type: ignore[typ
         purge, time(hours, minutes, tzinfo=settings.zone), name="retention-purge"
     )
     app.job_queue.run_repeating(forget_updates, interval=3600, first=60, name="forget-updates")
+
+    async def end_staff_sessions(context: object) -> None:
+        for telegram_id in await services.staff.close_expired_sessions():
+            await show_customer_menu(app.bot, telegram_id)
+
+    app.job_queue.run_repeating(end_staff_sessions, interval=60, first=30, name="staff-sessions")
 
 
 async def publish_commands(app: Application) -> None:  # type: ignore[type-arg]

@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--example", action="store_true", help="load the example organisation and print deep links"
     )
+    invite = commands.add_parser("staff-invite", help="print a one-time staff invitation link")
+    invite.add_argument("--role", required=True, help="super_admin, admin, editor or viewer")
+    invite.add_argument("--scope", required=True, help="all, region:<code> or branch:<code>")
+    invite.add_argument("--name", help="the invitee's name, as staff lists will show it")
+    verify = commands.add_parser("audit-verify", help="check the audit log's hash chain")
+    verify.add_argument("--head", help="a chain head recorded earlier, as ROWS:HASH")
     return parser
 
 
@@ -56,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _init(settings, example=args.example))
         if args.command == "rotate-key":
             return _run(lambda: _rotate_key(settings))
+        if args.command == "staff-invite":
+            return _run(lambda: _staff_invite(settings, args.role, args.scope, args.name))
+        if args.command == "audit-verify":
+            return _run(lambda: _audit_verify(settings, args.head))
         if args.command == "purge":
             return _run(lambda: _purge(settings, dry_run=args.dry_run))
         from bot.wiring.runner import serve
@@ -130,6 +140,62 @@ async def _purge(settings: Settings, *, dry_run: bool) -> int:
     print(f"  {plan.free_text_answers} free-text answers {verb} deleted")
     print(f"  {plan.open_sessions} unfinished surveys {verb} ended")
     return 0
+
+
+async def _staff_invite(
+    settings: Settings, role_text: str, scope_text: str, name: str | None
+) -> int:
+    from bot.services.access import Role, Scope
+    from bot.services.staff import Refused
+    from bot.wiring.app import open_services
+
+    role, scope = Role.parse(role_text), Scope.parse(scope_text)
+    if role is None:
+        raise SuaraError(f"Unknown role {role_text!r}: use super_admin, admin, editor or viewer.")
+    if scope is None:
+        raise SuaraError(f"Unknown scope {scope_text!r}: use all, region:<code> or branch:<code>.")
+    services = await open_services(settings)
+    try:
+        invited = await services.staff.invite_as_system(role, scope, name)
+    finally:
+        await services.db.dispose()
+    if isinstance(invited, Refused):
+        raise SuaraError(f"There is no {scope}: import the branches first (import-branches).")
+    username = await _bot_username(settings)
+    print(f"One-time invitation for a {role.label} ({scope}), valid for 24 hours:")
+    print(f"https://t.me/{username or '<your_bot>'}?start=s_{invited.token}")
+    return 0
+
+
+async def _audit_verify(settings: Settings, head: str | None) -> int:
+    from storage import audit
+    from storage.db import Database
+
+    recorded: tuple[int, str] | None = None
+    if head is not None:
+        rows, _, digest = head.partition(":")
+        if not rows.isdigit() or len(digest) != 64:
+            raise SuaraError("--head must look like ROWS:HASH, as audit-verify printed it.")
+        recorded = (int(rows), digest.lower())
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        async with db.transaction() as connection:
+            found = await audit.check_chain(connection, recorded)
+    finally:
+        await db.dispose()
+    print(f"Audit log: {found.rows} rows, head {found.rows}:{found.head}")
+    if found.broken is not None:
+        print(f"BROKEN: row {found.broken} does not match the chain before it.")
+    if found.head_missing and recorded is not None:
+        print(
+            f"BROKEN: the recorded head {recorded[0]}:{recorded[1][:12]}… is not in the chain: "
+            "rows were removed from the end or rewritten."
+        )
+    if found.intact:
+        print("The chain is intact.")
+        return 0
+    return 1
 
 
 async def _bot_username(settings: Settings) -> str | None:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     resubmit_after_hours: int = Field(default=24, ge=0, le=24 * 365)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    totp_issuer: str = Field(default="Suara", min_length=1, max_length=40, pattern=r"^[^:]+$")
+    staff_session_hours: float = Field(default=8.0, gt=0, le=24 * 7)
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:

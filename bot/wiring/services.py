@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.services.conversation import Conversations
 from bot.services.personal_data import PersonalData
+from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
 from bot.wiring.config import Settings
@@ -20,3 +21,4 @@ class Services:
     conversations: Conversations
     pacer: Pacer
     personal_data: PersonalData
+    staff: StaffAccess

@@ -1,0 +1,45 @@
+"""The staff commands: each names the action of the permission table it runs, its usage and
+its line in the command menu. Menus, help and the permission tests all read this one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.services.access import PERMISSIONS, Role
+from bot.services.i18n import N_
+
+
+@dataclass(frozen=True)
+class StaffCommand:
+    name: str
+    action: str
+    usage: str
+    description: str
+
+
+COMMANDS: tuple[StaffCommand, ...] = (
+    StaffCommand("whoami", "staff.whoami", "/whoami", N_("Your role, scope and session")),
+    StaffCommand("logout", "staff.logout", "/logout", N_("End your staff session")),
+    StaffCommand("staff", "staff.list", "/staff", N_("Staff in your scope")),
+    StaffCommand(
+        "staff_invite",
+        "staff.invite",
+        "/staff_invite <role> <scope>",
+        N_("Invite a staff member"),
+    ),
+    StaffCommand("staff_role", "staff.role", "/staff_role <n> <role>", N_("Change a role")),
+    StaffCommand("staff_scope", "staff.scope", "/staff_scope <n> <scope>", N_("Change a scope")),
+    StaffCommand("staff_off", "staff.off", "/staff_off <n>", N_("Deactivate a staff member")),
+    StaffCommand("staff_on", "staff.on", "/staff_on <n>", N_("Reactivate a staff member")),
+    StaffCommand(
+        "staff_reset", "staff.reset", "/staff_reset <n>", N_("Reset a staff member's TOTP")
+    ),
+    StaffCommand("audit", "audit.read", "/audit [n]", N_("The latest audit log entries")),
+)
+
+BY_NAME = {command.name: command for command in COMMANDS}
+
+
+def allowed(role: Role) -> list[StaffCommand]:
+    """The commands a role may run, in menu order."""
+    return [command for command in COMMANDS if PERMISSIONS[command.action] <= role]

@@ -1,0 +1,248 @@
+"""Staff outcomes as text, in the staff member's language; times in Asia/Jakarta."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.services.access import Role, Scope
+from bot.services.i18n import N_, datetime_text, gettext, use_locale
+from bot.services.staff import (
+    AuditRows,
+    CodeNeeded,
+    Invited,
+    Locked,
+    LoggedIn,
+    LoggedOut,
+    Refused,
+    StaffChanged,
+    StaffList,
+    WhoAmI,
+)
+from handlers.staff.commands import BY_NAME
+
+_ = gettext
+
+REFUSED: dict[str, str] = {
+    "no_session": N_("Please log in first: send /login followed by the code from your app."),
+    "role": N_("Your role does not allow this."),
+    "scope": N_("That is outside your scope."),
+    "self": N_("You cannot change your own role, scope or access."),
+    "rank": N_("You can only manage roles below your own."),
+    "unknown_staff": N_("There is no staff member number {number}. /staff lists them."),
+    "unknown_scope": N_(
+        "Unknown scope {scope}: use all, region:<code> or branch:<code> of an existing one."
+    ),
+    "unknown_role": N_("Unknown role {role}: use super_admin, admin, editor or viewer."),
+    "invitation_invalid": N_(
+        "This invitation is not valid: it has expired or been used. Ask for a new one."
+    ),
+    "invitation_taken": N_("This invitation is being used by someone else."),
+    "already_staff": N_("You are already registered as staff. Send /login to log in."),
+    "not_enrolled": N_(
+        "Your authenticator has been reset. Open the new invitation link you were given."
+    ),
+    "inactive": N_("Your staff access is switched off. Ask an administrator."),
+    "locked": N_("Too many wrong codes: try again after {until}."),
+    "code_wrong": N_(
+        "That code is not right. Check that your phone's clock is correct and try again."
+    ),
+    "code_used": N_("That code was used already. Wait for the next one and send it."),
+}
+
+ROLE_NAMES = {
+    Role.SUPER_ADMIN: N_("super admin"),
+    Role.ADMIN: N_("admin"),
+    Role.EDITOR: N_("editor"),
+    Role.VIEWER: N_("viewer"),
+}
+
+
+def when(moment: datetime, zone: ZoneInfo) -> str:
+    return datetime_text(moment, zone, "medium")
+
+
+def role_name(role: Role) -> str:
+    return _(ROLE_NAMES[role])
+
+
+def scope_name(scope: Scope | str) -> str:
+    if isinstance(scope, str):
+        scope = Scope.parse(scope) or Scope("all")
+    if scope.kind == "all":
+        return _("all branches")
+    if scope.kind == "region":
+        return _("region {code}").format(code=scope.code)
+    return _("branch {code}").format(code=scope.code)
+
+
+def refused(outcome: Refused, zone: ZoneInfo, usage: str | None = None) -> str:
+    with use_locale(outcome.locale):
+        if outcome.reason == "usage":
+            return _("Usage: {usage}").format(usage=usage or "")
+        params = {
+            key: when(value, zone) if isinstance(value, datetime) else html.escape(str(value))
+            for key, value in outcome.params.items()
+        }
+        text = _(REFUSED[outcome.reason]).format(**params)
+        if usage and outcome.reason in ("unknown_role", "unknown_scope", "unknown_staff"):
+            text += "\n" + _("Usage: {usage}").format(usage=usage)
+        if outcome.reason == "code_wrong" and "left" in outcome.params:
+            text += " " + _("{left} tries left before the account is locked.").format(
+                left=outcome.params["left"]
+            )
+        return text
+
+
+def usage(command: str, locale: str) -> str:
+    with use_locale(locale):
+        return _("Usage: {usage}").format(usage=BY_NAME[command].usage)
+
+
+def invited(outcome: Invited, link: str, zone: ZoneInfo) -> str:
+    with use_locale(outcome.locale):
+        return _(
+            "Invitation for a new {role} ({scope}), valid once until {until}:\n{link}\n"
+            "Send it only to that person, through a channel you trust."
+        ).format(
+            role=role_name(outcome.role),
+            scope=scope_name(outcome.scope),
+            until=when(outcome.expires_at, zone),
+            link=html.escape(link),
+        )
+
+
+def reset_done(outcome: Invited, link: str, zone: ZoneInfo) -> str:
+    with use_locale(outcome.locale):
+        return _(
+            "Staff member {number}'s authenticator is disabled and their sessions are closed. "
+            "They enrol again with this link, valid once until {until}:\n{link}"
+        ).format(
+            number=outcome.reset_of, until=when(outcome.expires_at, zone), link=html.escape(link)
+        )
+
+
+def enrol_caption(locale: str, role: Role, scope: Scope) -> str:
+    with use_locale(locale):
+        return _(
+            "Welcome! You are invited as {role} ({scope}). Scan this QR code with an "
+            "authenticator app (Google Authenticator, Microsoft Authenticator, FreeOTP)."
+        ).format(role=role_name(role), scope=scope_name(scope))
+
+
+def enrol_secret(locale: str, secret: str) -> str:
+    with use_locale(locale):
+        return _(
+            "Or type this key into the app: <code>{secret}</code>\n\n"
+            "Then send me the 6-digit code the app shows. These messages will be deleted."
+        ).format(secret=secret)
+
+
+def logged_in(outcome: LoggedIn, zone: ZoneInfo) -> str:
+    with use_locale(outcome.locale):
+        first = _("Enrolment complete. ") if outcome.enrolled else ""
+        return first + _(
+            "You are logged in as {role} until {until}. Your commands are in the menu; "
+            "/whoami shows your session."
+        ).format(role=role_name(outcome.role), until=when(outcome.expires_at, zone))
+
+
+def code_needed(outcome: CodeNeeded) -> str:
+    with use_locale(outcome.locale):
+        if outcome.action == "staff.login":
+            return _("Send the 6-digit code from your authenticator app.")
+        return _(
+            "This action needs a fresh code: send the 6-digit code from your authenticator app "
+            "and I will carry it out."
+        )
+
+
+def locked(outcome: Locked, zone: ZoneInfo) -> str:
+    with use_locale(outcome.locale):
+        return _("Too many wrong codes: your account is locked until {until}.").format(
+            until=when(outcome.until, zone)
+        )
+
+
+def locked_alert(outcome: Locked, locale: str, zone: ZoneInfo) -> str:
+    with use_locale(locale):
+        return _(
+            "Security: staff member {number} entered 5 wrong codes in a row and is locked "
+            "until {until}."
+        ).format(number=outcome.member.id, until=when(outcome.until, zone))
+
+
+def logged_out(outcome: LoggedOut) -> str:
+    with use_locale(outcome.locale):
+        return _("You are logged out.")
+
+
+def whoami(outcome: WhoAmI, zone: ZoneInfo) -> str:
+    with use_locale(outcome.locale):
+        return _("Staff member {number}: {role}, {scope}. Session until {until}.").format(
+            number=outcome.member.id,
+            role=role_name(outcome.role),
+            scope=scope_name(outcome.scope),
+            until=when(outcome.expires_at, zone),
+        )
+
+
+def staff_list(outcome: StaffList, zone: ZoneInfo) -> str:
+    with use_locale(outcome.locale):
+        lines = [_("Staff in your scope:")]
+        for member in outcome.members:
+            role = Role.parse(member.role) or Role.VIEWER
+            if not member.active:
+                status = _("off")
+            elif member.totp_secret is None:
+                status = _("not enrolled")
+            elif member.id in outcome.live:
+                status = _("logged in")
+            else:
+                status = _("active")
+            last = when(member.last_login_at, zone) if member.last_login_at else _("never")
+            lines.append(
+                _("{number}. {name} — {role}, {scope} — last login {last} — {status}").format(
+                    number=member.id,
+                    name=html.escape(member.name or "?"),
+                    role=role_name(role),
+                    scope=scope_name(member.scope),
+                    last=last,
+                    status=status,
+                )
+            )
+        if not outcome.members:
+            lines.append(_("(none)"))
+        return "\n".join(lines)
+
+
+CHANGED = {
+    "staff.role": N_("Staff member {number} is now {role}."),
+    "staff.scope": N_("Staff member {number} now works in {scope}."),
+    "staff.off": N_("Staff member {number} is switched off; their sessions are closed."),
+    "staff.on": N_("Staff member {number} is switched on again."),
+}
+
+
+def changed(outcome: StaffChanged) -> str:
+    with use_locale(outcome.locale):
+        member = outcome.member
+        return _(CHANGED[outcome.action]).format(
+            number=member.id,
+            role=role_name(Role.parse(member.role) or Role.VIEWER),
+            scope=scope_name(member.scope),
+        )
+
+
+def audit_rows(outcome: AuditRows, zone: ZoneInfo) -> str:
+    with use_locale(outcome.locale):
+        if not outcome.rows:
+            return _("The audit log is empty.")
+        lines = [_("Latest audit log entries (newest first):")]
+        for row in outcome.rows:
+            target = f" → {row.target}" if row.target else ""
+            at = when(row.at, zone)
+            line = f"#{row.id} {at} {row.actor} {row.action}{target}: {row.outcome}"
+            lines.append(html.escape(line))
+        return "\n".join(lines)
