@@ -233,6 +233,22 @@ async def live_session(
     )
 
 
+async def with_live_session(
+    connection: AsyncConnection, staff_ids: list[int], at: datetime
+) -> set[int]:
+    """Which of `staff_ids` have a live session at `at`."""
+    if not staff_ids:
+        return set()
+    rows = await connection.execute(
+        sa.select(staff_sessions.c.staff_id).where(
+            staff_sessions.c.staff_id.in_(staff_ids),
+            staff_sessions.c.closed_at.is_(None),
+            staff_sessions.c.expires_at > at,
+        )
+    )
+    return {row.staff_id for row in rows}
+
+
 async def close_sessions(
     connection: AsyncConnection, staff_id: int, at: datetime, reason: str
 ) -> int:

@@ -467,6 +467,7 @@ class StaffAccess:
         )
         member = await store.by_id(connection, staff_id)
         assert member is not None
+        log.info("staff %d enrolled", staff_id)
         return LoggedIn(
             member.locale,
             member,
@@ -508,6 +509,7 @@ class StaffAccess:
             session = await store.open_session(connection, member.id, at, at + self._session)
             await store.update(connection, member.id, last_login_at=at)
             await audit.append(connection, f"staff:{member.id}", "staff.login", outcome="done")
+            log.info("staff %d logged in", member.id)
             return LoggedIn(member.locale, fresh, _role(member), session.expires_at)
         await audit.append(
             connection,
@@ -599,9 +601,7 @@ class StaffAccess:
         async def body(connection: AsyncConnection, actor: Actor, at: datetime) -> Outcome:
             org = await _org(connection)
             members = await store.in_scopes(connection, org.scopes_within(actor.scope))
-            live = frozenset(
-                m.id for m in members if await store.live_session(connection, m.id, at) is not None
-            )
+            live = frozenset(await store.with_live_session(connection, [m.id for m in members], at))
             return StaffList(actor.member.locale, tuple(members), live)
 
         return await self.run_command(who, "staff.list", body)
@@ -839,10 +839,14 @@ class StaffAccess:
         with a live session and a role at least the table's. Scope is the caller's to check
         against what the action touches."""
         member = await store.by_telegram_id(connection, who.telegram_id)
-        if member is None or not member.active or member.totp_secret is None:
+        if member is None:
             return Refused(resolve_locale(who.language_code), "not_staff")
         if not who.private:
             return Refused(member.locale, "group")
+        if not member.active:
+            return Refused(member.locale, "inactive")
+        if member.totp_secret is None:
+            return Refused(member.locale, "not_enrolled")
         actor = await self._actor(connection, member, at)
         if actor is None:
             return Refused(member.locale, "no_session")

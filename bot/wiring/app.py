@@ -65,9 +65,7 @@ async def open_services(settings: Settings) -> Services:
         Conversations(db, catalog, notice, settings),
         pacer,
         PersonalData(db, catalog, settings),
-        StaffAccess(
-            db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours
-        ),
+        StaffAccess(db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours),
     )
 
 

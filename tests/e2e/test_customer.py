@@ -352,6 +352,10 @@ async def test_digital_survey_in_indonesian_by_typing(
     q = await step(nur, q, labelled(q, "Lewati"))
     assert "Terima kasih" in q.body
     assert await stored(services, 1013) == {
-        "channel": "internet_banking", "ease": 6, "had_problem": True,
-        "problem_kind": "confusing", "monthly_use": 8, "suggestion": None,
+        "channel": "internet_banking",
+        "ease": 6,
+        "had_problem": True,
+        "problem_kind": "confusing",
+        "monthly_use": 8,
+        "suggestion": None,
     }

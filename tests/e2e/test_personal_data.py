@@ -59,9 +59,9 @@ async def raw_database_text(services: Services) -> str:
     db = services.db
     if not db.is_postgres:
         path = Path(db.engine.url.database or "")
-        return b"".join(
-            p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists()
-        ).decode("latin-1")
+        return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists()).decode(
+            "latin-1"
+        )
     parts = []
     async with db.engine.connect() as connection:
         for table in metadata.sorted_tables:
@@ -108,8 +108,12 @@ async def test_mydata_sends_a_summary_and_the_whole_record(
     assert record["profile"]["name"] == NAME and record["profile"]["telegram_id"] == 3002
     assert record["consents"][0]["decision"] == "agree"
     assert record["surveys"][0]["answers"] == {
-        "csat": 2, "nps": 4, "main_reason": "waiting", "resolved": False,
-        "improve": ["comfort"], "comment": COMMENT,
+        "csat": 2,
+        "nps": 4,
+        "main_reason": "waiting",
+        "resolved": False,
+        "improve": ["comfort"],
+        "comment": COMMENT,
     }
     stranger = emulator.user(3003, language_code="en")
     await stranger.send_text("/mydata")
@@ -139,17 +143,28 @@ async def test_erasure_leaves_no_personal_data_and_the_same_summary(
     assert await summaries(services) == before
     raw = await raw_database_text(services)
     async with services.db.transaction() as connection:
-        row = (await connection.execute(
-            sa.select(customers).where(customers.c.erased_at.is_not(None)))).one()
+        row = (
+            await connection.execute(sa.select(customers).where(customers.c.erased_at.is_not(None)))
+        ).one()
         linked = await connection.scalar(
-            sa.select(sa.func.count()).select_from(survey_sessions)
-            .where(survey_sessions.c.customer_id == row.id))
-        texts = (await connection.execute(
-            sa.select(answers.c.value_text).where(answers.c.value_text.is_not(None))
-        )).scalars().all()
+            sa.select(sa.func.count())
+            .select_from(survey_sessions)
+            .where(survey_sessions.c.customer_id == row.id)
+        )
+        texts = (
+            (
+                await connection.execute(
+                    sa.select(answers.c.value_text).where(answers.c.value_text.is_not(None))
+                )
+            )
+            .scalars()
+            .all()
+        )
         still_open = await connection.scalar(
-            sa.select(sa.func.count()).select_from(survey_sessions)
-            .where(survey_sessions.c.status == "open"))
+            sa.select(sa.func.count())
+            .select_from(survey_sessions)
+            .where(survey_sessions.c.status == "open")
+        )
     assert (row.telegram_id, row.name, row.phone, row.phone_hash) == (None, None, None, None)
     assert linked == 0 and texts == ["Ruang tunggu nyaman sekali"] and still_open == 0
     assert "Satpam" not in raw
@@ -180,21 +195,27 @@ async def test_retention_purges_old_free_text_and_inactive_customers(
     assert await summaries(services) == before
     async with services.db.transaction() as connection:
         remaining = await connection.scalar(
-            sa.select(sa.func.count()).select_from(customers)
-            .where(customers.c.telegram_id.is_not(None)))
+            sa.select(sa.func.count())
+            .select_from(customers)
+            .where(customers.c.telegram_id.is_not(None))
+        )
     assert remaining == 0 and "Satpam" not in await raw_database_text(services)
 
 
 async def test_a_new_notice_version_asks_again(
-    emulator: BotApiEmulator, services: Services, bot_settings: Settings, consent: Consent,
+    emulator: BotApiEmulator,
+    services: Services,
+    bot_settings: Settings,
+    consent: Consent,
     tmp_path: Path,
 ) -> None:
     umi = emulator.user(3008, language_code="id")
     await consent(umi, None)
     newer = tmp_path / "notice.yaml"
     newer.write_text(
-        bot_settings.privacy_notice_file.read_text().replace('version: "2026-11-01"',
-                                                             'version: "2099-01-01"')
+        bot_settings.privacy_notice_file.read_text().replace(
+            'version: "2026-11-01"', 'version: "2099-01-01"'
+        )
     )
     await services.db.dispose()  # stands for the process being restarted with the new file
     restarted = await open_services(bot_settings.model_copy(update={"privacy_notice_file": newer}))
@@ -230,10 +251,12 @@ async def test_key_rotation_keeps_every_record_readable(
 
 async def test_a_wrong_key_stops_start_up(services: Services, bot_settings: Settings) -> None:
     other = generate_key_material()
-    wrong = bot_settings.model_copy(update={
-        "encryption_keys": SecretStr(other.fernet_keys[0]),
-        "hash_key": SecretStr(other.hash_key),
-    })
+    wrong = bot_settings.model_copy(
+        update={
+            "encryption_keys": SecretStr(other.fernet_keys[0]),
+            "hash_key": SecretStr(other.hash_key),
+        }
+    )
     with pytest.raises(ConfigError, match="does not open this database"):
         await open_services(wrong)
     bot_settings.key_file.unlink()
@@ -252,8 +275,7 @@ async def test_logs_hold_no_token_and_no_personal_data(
     await siti.send_text("/mydata")
     await siti.wait_for(lambda m: m.document is not None)
     logged = "\n".join(
-        record.getMessage() + (caplog.text if record.exc_info else "")
-        for record in caplog.records
+        record.getMessage() + (caplog.text if record.exc_info else "") for record in caplog.records
     )
     assert logging.getLogger("bot.services.conversation").isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("telegram.ext.ExtBot").isEnabledFor(logging.DEBUG)

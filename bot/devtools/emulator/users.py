@@ -111,6 +111,18 @@ class SimUser:
         message = self._new_user_message(text=text, entities=command_entities(text))
         return await self._act({"message": message.to_api()})
 
+    async def send_in_group(self, group_id: int, text: str) -> dict[str, Any]:
+        """Send ``text`` in a group chat the bot is in; the bot's replies there are not kept."""
+        message = {
+            "message_id": self.take_message_id(),
+            "from": self.api_user,
+            "chat": {"id": group_id, "type": "group", "title": "Group"},
+            "date": int(time.time()),
+            "text": text,
+            "entities": command_entities(text),
+        }
+        return await self._act({"message": message})
+
     async def start(self, payload: str | None = None) -> dict[str, Any]:
         """Open the bot, optionally through a deep link ``t.me/<bot>?start=<payload>``."""
         if payload is not None and not _DEEP_LINK_PAYLOAD.fullmatch(payload):

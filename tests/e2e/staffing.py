@@ -1,0 +1,66 @@
+"""Staff for end-to-end tests: a clock the services read, real TOTP codes, logged-in staff."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+
+from bot.devtools.emulator import SimMessage, SimUser
+from bot.services.access import Role
+from bot.wiring.services import Services
+from storage import staff as staff_store
+
+SECRET = re.compile(r"\b[A-Z2-7]{32}\b")
+
+
+class FakeClock:
+    """Aware UTC time that moves only when a test moves it."""
+
+    def __init__(self, start: datetime = datetime(2026, 11, 30, 3, 0, 10, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def code(secret: str, clock: FakeClock, steps: int = 0) -> str:
+    """The code an authenticator shows at the clock's time, `steps` time steps away."""
+    return pyotp.TOTP(secret).at(clock() + timedelta(seconds=30 * steps))
+
+
+@dataclass
+class StaffUser:
+    id: int
+    user: SimUser
+    secret: str
+
+
+async def add_staff(
+    services: Services, user: SimUser, role: Role, scope: str, name: str = "Staf"
+) -> StaffUser:
+    """A staff member enrolled straight into the database (enrolment has its own test)."""
+    secret = pyotp.random_base32()
+    user.started = True  # staff have opened the bot, when they enrolled
+    async with services.db.transaction() as connection:
+        staff_id = await staff_store.create(
+            connection,
+            telegram_id=user.id,
+            name=name,
+            role=role.label,
+            scope=scope,
+            totp_secret=secret,
+            locale="en",
+        )
+    return StaffUser(staff_id, user, secret)
+
+
+async def log_in(member: StaffUser, clock: FakeClock) -> SimMessage:
+    """Log in through the bot with the current code."""
+    await member.user.send_text(f"/login {code(member.secret, clock)}")
+    return await member.user.wait_for(lambda m: "logged in as" in m.body)

@@ -1,0 +1,84 @@
+"""The permission matrix, generated from the one permission table: every staff command × every
+role × a target in scope and out of scope, through the real bot, allowed or refused exactly as
+`PERMISSIONS` says, and audited either way."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from bot.devtools.emulator import BotApiEmulator
+from bot.services.access import PERMISSIONS, Role
+from bot.services.i18n import gettext, use_locale
+from bot.wiring.services import Services
+from handlers.staff.commands import COMMANDS
+from handlers.staff.render import REFUSED
+from storage.models import audit_log
+from tests.e2e.staffing import FakeClock, add_staff, log_in
+
+pytestmark = pytest.mark.usefixtures("bot")
+
+ACTOR_SCOPE = "region:BAR"  # JKT01 and BDG01 are in it; MKS01 and JYP01 are not
+TARGET_SCOPE = {True: "branch:JKT01", False: "branch:MKS01"}
+
+# How each command is called against a target staff member `n`, in or out of the actor's
+# scope. A command missing here fails the test: every command must be in the matrix.
+Recipe = Callable[[int, bool], str]
+RECIPES: dict[str, tuple[bool, Recipe]] = {
+    "whoami": (False, lambda n, inside: ""),
+    "logout": (False, lambda n, inside: ""),
+    "staff": (False, lambda n, inside: ""),
+    "audit": (False, lambda n, inside: "5"),
+    "staff_invite": (True, lambda n, inside: f"viewer {TARGET_SCOPE[inside]}"),
+    "staff_role": (True, lambda n, inside: f"{n} editor"),
+    "staff_scope": (True, lambda n, inside: f"{n} {'branch:BDG01' if inside else 'branch:JYP01'}"),
+    "staff_off": (True, lambda n, inside: f"{n}"),
+    "staff_on": (True, lambda n, inside: f"{n}"),
+    "staff_reset": (True, lambda n, inside: f"{n}"),
+}
+
+
+def _refusal(reason: str) -> str:
+    with use_locale("en"):
+        return gettext(REFUSED[reason])
+
+
+async def test_every_command_for_every_role_in_and_out_of_scope(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    clock = FakeClock()
+    services.staff.clock = clock
+    refused_role, refused_scope = _refusal("role"), _refusal("scope")
+    missing = [c.name for c in COMMANDS if c.name not in RECIPES]
+    assert not missing, f"commands without a matrix recipe: {missing}"
+
+    mismatches = []
+    user_ids = itertools.count(10_000)
+    for command, role, inside in itertools.product(COMMANDS, Role, (True, False)):
+        targeted, recipe = RECIPES[command.name]
+        actor = await add_staff(services, emulator.user(next(user_ids)), role, ACTOR_SCOPE)
+        target = await add_staff(
+            services, emulator.user(next(user_ids)), Role.VIEWER, TARGET_SCOPE[inside]
+        )
+        await log_in(actor, clock)
+        await actor.user.send_text(f"/{command.name} {recipe(target.id, inside)}".strip())
+        reply = (await actor.user.next_reply()).body
+
+        expected = role >= PERMISSIONS[command.action] and (inside or not targeted)
+        allowed = reply not in (refused_role, refused_scope)
+        async with services.db.transaction() as connection:
+            outcome = await connection.scalar(
+                sa.select(audit_log.c.outcome)
+                .where(
+                    audit_log.c.actor == f"staff:{actor.id}",
+                    audit_log.c.action == command.action,
+                )
+                .order_by(audit_log.c.id.desc())
+                .limit(1)
+            )
+        if allowed != expected or outcome != ("allowed" if expected else "refused"):
+            mismatches.append((command.name, role.label, inside, reply, outcome))
+    assert mismatches == []
