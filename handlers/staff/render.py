@@ -20,7 +20,6 @@ from bot.services.staff import (
     StaffList,
     WhoAmI,
 )
-from handlers.staff.commands import BY_NAME
 
 _ = gettext
 
@@ -79,13 +78,14 @@ def scope_name(scope: Scope | str) -> str:
 
 def refused(outcome: Refused, zone: ZoneInfo, usage: str | None = None) -> str:
     with use_locale(outcome.locale):
+        usage = html.escape(usage or "")
         if outcome.reason == "usage":
-            return _("Usage: {usage}").format(usage=usage or "")
+            return _("Usage: {usage}").format(usage=usage)
         params = {
             key: when(value, zone) if isinstance(value, datetime) else html.escape(str(value))
             for key, value in outcome.params.items()
         }
-        text = _(REFUSED[outcome.reason]).format(**params)
+        text = html.escape(_(REFUSED[outcome.reason]), quote=False).format(**params)
         if usage and outcome.reason in ("unknown_role", "unknown_scope", "unknown_staff"):
             text += "\n" + _("Usage: {usage}").format(usage=usage)
         if outcome.reason == "code_wrong" and "left" in outcome.params:
@@ -93,11 +93,6 @@ def refused(outcome: Refused, zone: ZoneInfo, usage: str | None = None) -> str:
                 left=outcome.params["left"]
             )
         return text
-
-
-def usage(command: str, locale: str) -> str:
-    with use_locale(locale):
-        return _("Usage: {usage}").format(usage=BY_NAME[command].usage)
 
 
 def invited(outcome: Invited, link: str, zone: ZoneInfo) -> str:

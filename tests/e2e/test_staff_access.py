@@ -294,3 +294,41 @@ async def test_a_whole_staff_session_logs_no_secret_code_or_token(
     assert "enrolled" in logged and "logged in" in logged  # the capture works
     for secret_text in (secret, token, new_token, *codes):
         assert secret_text not in logged
+
+
+async def test_bad_arguments_unknown_staff_and_expired_invitations_get_one_sentence(
+    emulator: BotApiEmulator, services: Services, clock: FakeClock
+) -> None:
+    admin = await add_staff(
+        services, emulator.user(570, "Adi", language_code="en"), Role.ADMIN, "region:BAR"
+    )
+    await log_in(admin, clock)
+    cases = {
+        "/staff_role": "Usage: /staff_role <n> <role>",
+        "/staff_role 1 2 3": "Usage: /staff_role <n> <role>",
+        "/staff_role 999 editor": "There is no staff member number 999",
+        "/staff_invite chief branch:JKT01": "Unknown role chief",
+        "/staff_invite viewer branch:NOPE": "Unknown scope branch:NOPE",
+        "/staff_invite admin branch:JKT01": "only manage roles below your own",
+        "/audit": "Your role does not allow this.",
+        f"/staff_off {admin.id}": "cannot change your own",
+    }
+    for command, expected in cases.items():
+        await admin.user.send_text(command)
+        reply = (await admin.user.next_reply()).body
+        assert expected in reply, (command, reply)
+        assert "Traceback" not in reply
+
+    # The same refusals in Bahasa Indonesia for a staff member who reads it.
+    async with services.db.transaction() as connection:
+        await connection.execute(sa.update(staff).where(staff.c.id == admin.id).values(locale="id"))
+    await admin.user.send_text("/staff_role")
+    assert "Cara pakai: /staff_role <n> <role>" in (await admin.user.next_reply()).body
+
+    token = await _invite(services, Role.VIEWER, "branch:JKT01")
+    clock.advance(hours=24, seconds=1)
+    late = emulator.user(571, "Lia", language_code="en")
+    await late.start(f"s_{token}")
+    assert "expired" in (await late.next_reply()).body
+    await late.start("s_" + "x" * 32)  # a token that never existed
+    assert "expired" in (await late.next_reply()).body
