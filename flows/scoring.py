@@ -6,7 +6,8 @@ score is in points from -100 to 100, as the industry reports it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,28 +48,46 @@ class CesSummary:
     easy_share: float | None
 
 
+Counts = Mapping[int, int]  # answer value -> how many gave it
+
+
 def nps(values: Iterable[int | None]) -> NpsSummary:
     """Summarise 0-10 answers; score = % promoters - % detractors, None without answers."""
-    answered = _answered(values, 0, 10)
-    promoters = sum(1 for v in answered if v >= NPS_PROMOTER_MIN)
-    detractors = sum(1 for v in answered if v <= NPS_DETRACTOR_MAX)
-    count = len(answered)
+    return nps_of(_count(values))
+
+
+def nps_of(counts: Counts) -> NpsSummary:
+    """NPS over answers counted by value, as the database groups them."""
+    _check(counts, 0, 10)
+    count = sum(counts.values())
+    promoters = sum(n for v, n in counts.items() if v >= NPS_PROMOTER_MIN)
+    detractors = sum(n for v, n in counts.items() if v <= NPS_DETRACTOR_MAX)
     score = 100.0 * (promoters - detractors) / count if count else None
     return NpsSummary(count, promoters, count - promoters - detractors, detractors, score)
 
 
 def csat(values: Iterable[int | None], scale: int = DEFAULT_SCALE) -> CsatSummary:
     """Summarise 1..scale ratings; the top two boxes are scale-1 and scale (4-5 on 5)."""
-    answered = _answered(values, 1, scale)
-    top2 = sum(1 for v in answered if v >= scale - 1)
-    return CsatSummary(len(answered), _mean(answered), _share(top2, len(answered)))
+    return csat_of(_count(values), scale)
+
+
+def csat_of(counts: Counts, scale: int = DEFAULT_SCALE) -> CsatSummary:
+    _check(counts, 1, scale)
+    count = sum(counts.values())
+    top2 = sum(n for v, n in counts.items() if v >= scale - 1)
+    return CsatSummary(count, _mean(counts), _share(top2, count))
 
 
 def ces(values: Iterable[int | None]) -> CesSummary:
     """Summarise 1-7 effort answers, where 7 means the task was very easy."""
-    answered = _answered(values, 1, CES_SCALE)
-    easy = sum(1 for v in answered if v >= CES_EASY_MIN)
-    return CesSummary(len(answered), _mean(answered), _share(easy, len(answered)))
+    return ces_of(_count(values))
+
+
+def ces_of(counts: Counts) -> CesSummary:
+    _check(counts, 1, CES_SCALE)
+    count = sum(counts.values())
+    easy = sum(n for v, n in counts.items() if v >= CES_EASY_MIN)
+    return CesSummary(count, _mean(counts), _share(easy, count))
 
 
 def is_detractor(question: Question, value: Any) -> bool:
@@ -87,17 +106,21 @@ def is_detractor(question: Question, value: Any) -> bool:
     return False
 
 
-def _answered(values: Iterable[int | None], low: int, high: int) -> list[int]:
-    """Drop skips; refuse values outside the scale, which would silently skew a score."""
-    answered = [v for v in values if v is not None]
-    for v in answered:
+def _count(values: Iterable[int | None]) -> Counter[int]:
+    """Drop skips, count the rest by value."""
+    return Counter(v for v in values if v is not None)
+
+
+def _check(counts: Counts, low: int, high: int) -> None:
+    """Refuse values outside the scale, which would silently skew a score."""
+    for v in counts:
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             raise ValueError(f"{v!r} is not a whole number from {low} to {high}")
-    return answered
 
 
-def _mean(values: list[int]) -> float | None:
-    return sum(values) / len(values) if values else None
+def _mean(counts: Counts) -> float | None:
+    count = sum(counts.values())
+    return sum(v * n for v, n in counts.items()) / count if count else None
 
 
 def _share(part: int, count: int) -> float | None:

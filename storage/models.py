@@ -144,6 +144,9 @@ survey_sessions = sa.Table(
     sa.Column("status", sa.String(12), nullable=False),  # open | completed | abandoned
     sa.Column("state", EncryptedText, nullable=False),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    # How far the session got (the last question shown), kept after it ends: no personal
+    # data, and what drop-off counts.
+    sa.Column("reached", sa.String(24), nullable=True),
     _when("started_at", nullable=False, server_default=UTC_NOW),
     _when("updated_at", nullable=False, server_default=UTC_NOW),
     _when("completed_at", nullable=True),

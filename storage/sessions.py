@@ -76,6 +76,7 @@ _CREATE = Prepared(
                 "status",
                 "state",
                 "version",
+                "reached",
                 "started_at",
                 "updated_at",
             )
@@ -101,6 +102,7 @@ async def create(
         status=OPEN,
         state=_dump(state),
         version=1,
+        reached=state.get("current"),
         started_at=moment,
         updated_at=moment,
     )
@@ -134,6 +136,9 @@ _SAVE = Prepared(
         version=sa.bindparam("version"),
         updated_at=sa.bindparam("updated_at"),
         completed_at=sa.bindparam("completed_at"),
+        reached=sa.func.coalesce(
+            sa.bindparam("reached", type_=sa.String), survey_sessions.c.reached
+        ),
     )
     .returning(survey_sessions.c.id)
 )
@@ -219,6 +224,7 @@ async def save(
         version=session.version + 1,
         updated_at=moment,
         completed_at=completed_at,
+        reached=state.get("current"),
     )
     if not saved:
         raise VersionConflict(f"session {session.id} changed since version {session.version}")

@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, Role] = {
     "survey.upload": Role.EDITOR,
     "survey.preview": Role.EDITOR,
     "survey.use": Role.ADMIN,
+    "results.read": Role.VIEWER,
 }
 
 # Actions that need a fresh code (step-up) before they are carried out.

@@ -126,6 +126,12 @@ def _number(value: float | int | Decimal, digits: int, locale: str) -> str:
     return format_decimal(value, format=_pattern(digits, "#"), locale=_babel_locale(locale))
 
 
+def fixed(value: float, digits: int = 1) -> str:
+    """A score with exactly `digits` decimals, as reports print them ("NPS 42,5")."""
+    locale = _babel_locale(_current.get())
+    return format_decimal(value, format=_pattern(digits, "0"), locale=locale)
+
+
 def percent(share: float, digits: int = 1) -> str:
     locale = _babel_locale(_current.get())
     return format_percent(share, format=_pattern(digits, "0", "%"), locale=locale)

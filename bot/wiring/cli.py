@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("--role", required=True, help="super_admin, admin, editor or viewer")
     invite.add_argument("--scope", required=True, help="all, region:<code> or branch:<code>")
     invite.add_argument("--name", help="the invitee's name, as staff lists will show it")
+    results = commands.add_parser("results", help="print result figures, as /results shows")
+    results.add_argument("--scope", help="all (default), a branch or region code")
+    results.add_argument("--period", help="7d, 30d (default), 2026-10 or 2026-10-01..2026-10-31")
+    results.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain")
     verify.add_argument("--head", help="a chain head recorded earlier, as ROWS:HASH")
     return parser
@@ -64,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _rotate_key(settings))
         if args.command == "staff-invite":
             return _run(lambda: _staff_invite(settings, args.role, args.scope, args.name))
+        if args.command == "results":
+            return _run(lambda: _results(settings, args.scope, args.period, as_json=args.json))
         if args.command == "audit-verify":
             return _run(lambda: _audit_verify(settings, args.head))
         if args.command == "purge":
@@ -164,6 +170,42 @@ async def _staff_invite(
     username = await _bot_username(settings)
     print(f"One-time invitation for a {role.label} ({scope}), valid for 24 hours:")
     print(f"https://t.me/{username or '<your_bot>'}?start=s_{invited.token}")
+    return 0
+
+
+async def _results(
+    settings: Settings, scope: str | None, period: str | None, *, as_json: bool
+) -> int:
+    import json
+
+    from bot.services.results import BadPeriod, BadScope
+    from bot.wiring.app import open_services
+
+    services = await open_services(settings)
+    try:
+        summary = await services.results.for_operator(scope, period)
+    except BadScope:
+        raise SuaraError(f"There is no branch or region {scope!r}.") from None
+    except BadPeriod:
+        raise SuaraError(
+            f"Period {period!r} is not 7d, 30d, 2026-10 or 2026-10-01..2026-10-31."
+        ) from None
+    finally:
+        await services.db.dispose()
+    figures = summary.to_json()
+    if as_json:
+        print(json.dumps(figures, ensure_ascii=False, indent=2))
+        return 0
+    nps = figures["nps"]
+    print(
+        f"Results for {figures['scope']}, {figures['period']['from']} to {figures['period']['to']}"
+    )
+    print(f"  responses {figures['responses']}, started {figures['started']}")
+    print(f"  NPS {nps['score']} ({nps['promoters']}/{nps['passives']}/{nps['detractors']})")
+    for line in figures["csat"]:
+        print(f"  CSAT {line['question']} (1-{line['scale']}): mean {line['mean']}")
+    for branch in figures["branches"]:
+        print(f"  {branch['code']}: {branch['responses']} responses, NPS {branch['nps']['score']}")
     return 0
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.services.conversation import Conversations
 from bot.services.personal_data import PersonalData
+from bot.services.results import Results
 from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
@@ -22,3 +23,4 @@ class Services:
     pacer: Pacer
     personal_data: PersonalData
     staff: StaffAccess
+    results: Results

@@ -35,6 +35,12 @@ COMMANDS: tuple[StaffCommand, ...] = (
         "staff_reset", "staff.reset", "/staff_reset <n>", N_("Reset a staff member's TOTP")
     ),
     StaffCommand("audit", "audit.read", "/audit [n]", N_("The latest audit log entries")),
+    StaffCommand(
+        "results",
+        "results.read",
+        "/results [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31]",
+        N_("Results for your branches"),
+    ),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}

@@ -44,10 +44,12 @@ def test_every_message_is_translated(locale: str) -> None:
             assert sorted(_fields(message.id)) == sorted(_fields(message.string)), message.id
 
 
-def _fields(text: str) -> list[str]:
+def _fields(text: str | tuple[str, ...]) -> list[str]:
+    """The placeholders of a message, or of every plural form together."""
     import string
 
-    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
+    forms = (text,) if isinstance(text, str) else text
+    return [name for form in forms for _, name, _, _ in string.Formatter().parse(form) if name]
 
 
 def test_locale_resolution_falls_back_to_indonesian() -> None:

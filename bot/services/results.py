@@ -1,0 +1,389 @@
+"""Results for staff and scripts: a scope and a period in, the CX figures out.
+
+The scope is checked inside the service (a viewer of one branch never sees another's), a
+period is each branch's own local days, and every score comes from `flows.scoring` over
+counts the database grouped (`storage.results`). The chat command, the command line
+(`run_bot.py results --json`) and the demo read the same `Summary`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.services.access import Org, Scope
+from bot.services.staff import Actor, Refused, StaffAccess, Who
+from bot.services.surveys import SurveyCatalog
+from flows.schema import DEFAULT_SCALE, Survey, localized
+from flows.scoring import CesSummary, CsatSummary, NpsSummary, ces_of, csat_of, nps_of
+from storage import audit, orgs
+from storage import results as store
+from storage.db import Database
+from storage.orgs import Branch
+
+SMALL_SAMPLE = 30
+DEFAULT_DAYS = 30
+_DAYS = re.compile(r"^(\d{1,3})d$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+
+
+class BadPeriod(ValueError):
+    """A period that is not 7d, 30d, 2026-10 or 2026-10-01..2026-10-31."""
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def previous(self) -> Period:
+        return Period(self.first - timedelta(days=self.days), self.first - timedelta(days=1))
+
+    @classmethod
+    def parse(cls, text: str | None, today: date) -> Period:
+        text = (text or f"{DEFAULT_DAYS}d").strip()
+        if match := _DAYS.match(text):
+            days = int(match[1])
+            if not 1 <= days <= 366:
+                raise BadPeriod(text)
+            return cls(today - timedelta(days=days - 1), today)
+        try:
+            if match := _MONTH.match(text):
+                first = date(int(match[1]), int(match[2]), 1)
+                following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+                return cls(first, following - timedelta(days=1))
+            if match := _RANGE.match(text):
+                first, last = date.fromisoformat(match[1]), date.fromisoformat(match[2])
+                if first <= last and (last - first).days <= 366:
+                    return cls(first, last)
+        except ValueError:
+            pass
+        raise BadPeriod(text)
+
+
+def looks_like_period(text: str) -> bool:
+    return bool(_DAYS.match(text) or _MONTH.match(text) or _RANGE.match(text))
+
+
+@dataclass(frozen=True)
+class CsatLine:
+    question: str
+    scale: int
+    summary: CsatSummary
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The figures for one set of branches."""
+
+    started: int
+    responses: int
+    nps: NpsSummary
+    csat: tuple[CsatLine, ...]
+    ces: CesSummary
+    choices: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # question, (option, count)
+    drop_off: tuple[tuple[str, int], ...]  # question where sessions stopped, how many
+
+    @property
+    def completion_rate(self) -> float | None:
+        return self.responses / self.started if self.started else None
+
+    @property
+    def csat_top2(self) -> float | None:
+        count = sum(line.summary.count for line in self.csat)
+        top = sum((line.summary.top2_share or 0) * line.summary.count for line in self.csat)
+        return top / count if count else None
+
+
+@dataclass(frozen=True)
+class BranchScores:
+    code: str
+    name: str
+    timezone: str
+    scores: Scores
+
+    @property
+    def small_sample(self) -> bool:
+        return self.scores.responses < SMALL_SAMPLE
+
+
+@dataclass(frozen=True)
+class Summary:
+    locale: str
+    scope: Scope
+    period: Period
+    scores: Scores
+    previous: Scores
+    branches: tuple[BranchScores, ...]  # ranked: by NPS, then CSAT; small samples last
+    weeks: tuple[tuple[date, NpsSummary], ...]
+    invitations: int | None = None  # campaigns bring invitations; until then not applicable
+
+    @property
+    def small_sample(self) -> bool:
+        return self.scores.responses < SMALL_SAMPLE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scope": str(self.scope),
+            "period": {"from": self.period.first.isoformat(), "to": self.period.last.isoformat()},
+            "invitations": self.invitations,
+            **_scores_json(self.scores),
+            "previous": _scores_json(self.previous),
+            "branches": [
+                {"code": b.code, "name": b.name, "small_sample": b.small_sample}
+                | _scores_json(b.scores)
+                for b in self.branches
+            ],
+        }
+
+
+def _scores_json(scores: Scores) -> dict[str, Any]:
+    nps = scores.nps
+    return {
+        "started": scores.started,
+        "responses": scores.responses,
+        "completion_rate": scores.completion_rate,
+        "nps": {
+            "score": nps.score,
+            "count": nps.count,
+            "promoters": nps.promoters,
+            "passives": nps.passives,
+            "detractors": nps.detractors,
+        },
+        "csat": [
+            {
+                "question": line.question,
+                "scale": line.scale,
+                "count": line.summary.count,
+                "mean": line.summary.mean,
+                "top2_share": line.summary.top2_share,
+            }
+            for line in scores.csat
+        ],
+        "ces": {"count": scores.ces.count, "mean": scores.ces.mean},
+        "top_choices": [
+            {"question": q, "options": [{"option": o, "count": n} for o, n in options]}
+            for q, options in scores.choices
+        ],
+        "drop_off": [{"question": q, "stopped": n} for q, n in scores.drop_off],
+    }
+
+
+class Results:
+    """Summaries over the database, for staff in their scope and for the command line."""
+
+    def __init__(
+        self, db: Database, catalog: SurveyCatalog, staff: StaffAccess, zone: ZoneInfo
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._staff = staff
+        self._zone = zone
+
+    async def for_staff(self, who: Who, args: list[str]) -> Summary | Refused:
+        """`/results [branch|region|all] [period]`, inside the caller's scope."""
+        scope_text, period_text, problem = _split(args)
+
+        async def body(
+            connection: AsyncConnection, actor: Actor, at: datetime
+        ) -> Summary | Refused:
+            locale = actor.member.locale
+            if problem:
+                return Refused(locale, "usage")
+            org = await _org(connection)
+            scope = actor.scope if scope_text is None else _scope(scope_text, org)
+            if scope is None:
+                return Refused(locale, "unknown_scope", {"scope": scope_text})
+            if not org.covers(actor.scope, scope):
+                return Refused(locale, "scope")
+            try:
+                period = Period.parse(period_text, at.astimezone(self._zone).date())
+            except BadPeriod:
+                return Refused(locale, "usage")
+            return await self._summary(connection, org, scope, period, locale)
+
+        target = " ".join(args)[:80] or None
+        return await self._staff.run_command(who, "results.read", body, target=target)
+
+    async def for_operator(
+        self, scope_text: str | None, period_text: str | None, locale: str = "en"
+    ) -> Summary:
+        """The command line's figures: the whole bank unless a scope is named; audited."""
+
+        async def work(connection: AsyncConnection) -> Summary:
+            org = await _org(connection)
+            scope = Scope("all") if scope_text is None else _scope(scope_text, org)
+            if scope is None:
+                raise BadScope(scope_text or "")
+            period = Period.parse(period_text, datetime.now(UTC).astimezone(self._zone).date())
+            await audit.append(connection, "system", "results.read", target=str(scope))
+            return await self._summary(connection, org, scope, period, locale)
+
+        return await self._db.run(work)
+
+    async def _summary(
+        self, connection: AsyncConnection, org: Org, scope: Scope, period: Period, locale: str
+    ) -> Summary:
+        branches = [org.branches[code] for code in org.branch_codes_within(scope)]
+        now_figures = await store.figures(connection, _windows(branches, period))
+        before = await store.figures(connection, _windows(branches, period.previous()))
+        surveys = await self._surveys(connection, now_figures, before)
+        ids = [b.id for b in branches]
+        per_branch = [
+            BranchScores(b.code, b.name, b.timezone, _scores(now_figures, [b.id], surveys, locale))
+            for b in branches
+        ]
+        ranked = sorted(
+            per_branch,
+            key=lambda b: (
+                b.small_sample,
+                -(b.scores.nps.score if b.scores.nps.score is not None else -1000),
+                -(b.scores.csat_top2 or 0),
+                b.code,
+            ),
+        )
+        return Summary(
+            locale,
+            scope,
+            period,
+            _scores(now_figures, ids, surveys, locale),
+            _scores(before, ids, surveys, locale),
+            tuple(ranked),
+            _weeks(now_figures, period),
+        )
+
+    async def _surveys(
+        self, connection: AsyncConnection, *found: store.Figures
+    ) -> dict[int, Survey]:
+        ids = {
+            key[1]
+            for figures in found
+            for key in (*figures.scores, *figures.choices, *figures.stopped)
+        }
+        return {sid: (await self._catalog.pinned(connection, sid)).survey for sid in sorted(ids)}
+
+
+class BadScope(ValueError):
+    """A scope that names no region or branch."""
+
+
+def _split(args: list[str]) -> tuple[str | None, str | None, bool]:
+    """(scope, period, wrong) from the command's words, in either order."""
+    scope = period = None
+    words = list(args)
+    if words[:1] == ["campaign"]:
+        return None, None, True  # campaign results come with campaigns
+    for word in words:
+        if looks_like_period(word) and period is None:
+            period = word
+        elif scope is None and not looks_like_period(word):
+            scope = word
+        else:
+            return None, None, True
+    return scope, period, False
+
+
+def _scope(text: str, org: Org) -> Scope | None:
+    """`all`, a branch or region code, or `branch:X` / `region:X`, if it exists."""
+    parsed = Scope.parse(text)
+    if parsed is not None and parsed.kind != "all" and parsed.kind in ("branch", "region"):
+        return parsed if org.exists(parsed) else None
+    if parsed is not None:
+        return parsed
+    code = text.strip().upper()
+    for kind in ("branch", "region"):
+        candidate = Scope(kind, code)
+        if org.exists(candidate):
+            return candidate
+    return None
+
+
+def _windows(branches: Iterable[Branch], period: Period) -> list[store.Window]:
+    by_zone: dict[str, list[int]] = defaultdict(list)
+    for branch in branches:
+        by_zone[branch.timezone].append(branch.id)
+    windows = []
+    for zone_name, ids in sorted(by_zone.items()):
+        zone = ZoneInfo(zone_name)
+        since = datetime.combine(period.first, time(), zone).astimezone(UTC)
+        until = datetime.combine(period.last + timedelta(days=1), time(), zone).astimezone(UTC)
+        windows.append(store.Window(zone_name, tuple(ids), since, until))
+    return windows
+
+
+def _scores(
+    found: store.Figures, branch_ids: list[int], surveys: dict[int, Survey], locale: str
+) -> Scores:
+    wanted = set(branch_ids)
+    nps: Counter[int] = Counter()
+    ces: Counter[int] = Counter()
+    csat: dict[tuple[str, int], Counter[int]] = defaultdict(Counter)
+    for (branch, survey_id, question_id, kind, value), count in found.scores.items():
+        if branch not in wanted:
+            continue
+        if kind == "nps":
+            nps[value] += count
+        elif kind == "ces":
+            ces[value] += count
+        else:
+            survey = surveys[survey_id]
+            scale = survey.question(question_id).scale if survey.has_question(question_id) else None
+            csat[_label(survey, question_id, locale), scale or DEFAULT_SCALE][value] += count
+    choices: dict[str, Counter[str]] = defaultdict(Counter)
+    for (branch, survey_id, question_id, option), count in found.choices.items():
+        if branch in wanted:
+            survey = surveys[survey_id]
+            choices[_label(survey, question_id, locale)][
+                _option(survey, question_id, option, locale)
+            ] += count
+    stopped: Counter[str] = Counter()
+    for (branch, survey_id, reached), count in found.stopped.items():
+        if branch in wanted:
+            stopped[_label(surveys[survey_id], reached, locale)] += count
+    return Scores(
+        started=sum(n for b, n in found.started.items() if b in wanted),
+        responses=sum(n for b, n in found.completed.items() if b in wanted),
+        nps=nps_of(nps),
+        csat=tuple(CsatLine(q, s, csat_of(c, s)) for (q, s), c in sorted(csat.items())),
+        ces=ces_of(ces),
+        choices=tuple((q, tuple(c.most_common(3))) for q, c in sorted(choices.items())),
+        drop_off=tuple(stopped.most_common()),
+    )
+
+
+def _weeks(found: store.Figures, period: Period) -> tuple[tuple[date, NpsSummary], ...]:
+    """NPS by week (weeks start on the period's first day), for the trend."""
+    weeks: dict[date, Counter[int]] = defaultdict(Counter)
+    for (_branch, day, value), count in found.nps_days.items():
+        start = period.first + timedelta(days=7 * ((day - period.first).days // 7))
+        weeks[start][value] += count
+    return tuple((start, nps_of(counts)) for start, counts in sorted(weeks.items()))
+
+
+def _label(survey: Survey, question_id: str, locale: str) -> str:
+    if not survey.has_question(question_id):
+        return question_id
+    return localized(survey.question(question_id).text, locale, survey.default_locale)
+
+
+def _option(survey: Survey, question_id: str, option_id: str, locale: str) -> str:
+    if not survey.has_question(question_id):
+        return option_id
+    option = survey.question(question_id).option(option_id)
+    return option_id if option is None else localized(option.text, locale, survey.default_locale)
+
+
+async def _org(connection: AsyncConnection) -> Org:
+    return Org.of(await orgs.all_regions(connection), await orgs.all_branches(connection))

@@ -1,0 +1,135 @@
+"""`/results`: the summary as text in the reader's language, with its chart."""
+
+from __future__ import annotations
+
+import html
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, CommandHandler
+
+from bot.services.charts import summary_chart
+from bot.services.i18n import fixed, ngettext, number, percent, use_locale
+from bot.services.i18n import gettext as _
+from bot.services.results import Scores, Summary
+from handlers.context import Context
+from handlers.staff import render
+from handlers.staff.common import show, who
+
+MAX_BRANCH_LINES = 20  # a Telegram message holds 4,096 characters
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else fixed(value, 1)
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else percent(value)
+
+
+def _change(now: float | None, before: float | None) -> str:
+    if now is None or before is None:
+        return ""
+    delta = now - before
+    return f" ({'+' if delta >= 0 else ''}{fixed(delta, 1)})"
+
+
+def summary_text(summary: Summary) -> str:
+    """The summary a staff member reads: headline figures, then the detail, then branches."""
+    s, p = summary.scores, summary.previous
+    with use_locale(summary.locale):
+        period = f"{summary.period.first.isoformat()} – {summary.period.last.isoformat()}"
+        lines = [
+            "<b>"
+            + _("Results for {scope}, {period}").format(
+                scope=render.scope_name(summary.scope), period=period
+            )
+            + "</b>",
+            _("Invitations: {value}").format(
+                value=_("not applicable")
+                if summary.invitations is None
+                else number(summary.invitations, 0)
+            ),
+            ngettext(
+                "{count} response (previous period: {before})",
+                "{count} responses (previous period: {before})",
+                s.responses,
+            ).format(count=number(s.responses, 0), before=number(p.responses, 0)),
+            _("Completion rate: {rate}").format(rate=_share(s.completion_rate)),
+            _(
+                "NPS {score}{change}: {promoters} promoters, {passives} passives, "
+                "{detractors} detractors"
+            ).format(
+                score=_score(s.nps.score),
+                change=_change(s.nps.score, p.nps.score),
+                promoters=number(s.nps.promoters, 0),
+                passives=number(s.nps.passives, 0),
+                detractors=number(s.nps.detractors, 0),
+            ),
+        ]
+        for line in s.csat:
+            lines.append(
+                _("CSAT {question} (1–{scale}): mean {mean}, top-2 {top}").format(
+                    question=html.escape(line.question),
+                    scale=line.scale,
+                    mean=_score(line.summary.mean),
+                    top=_share(line.summary.top2_share),
+                )
+            )
+        if s.ces.count:
+            lines.append(_("CES mean {mean} (1–7)").format(mean=_score(s.ces.mean)))
+        for question, options in s.choices:
+            top = ", ".join(f"{html.escape(o)} ({number(n, 0)})" for o, n in options)
+            lines.append(
+                _("Top choices, {question}: {top}").format(question=html.escape(question), top=top)
+            )
+        if s.drop_off:
+            stopped = ", ".join(f"{html.escape(q)} ({number(n, 0)})" for q, n in s.drop_off[:5])
+            lines.append(_("Stopped at: {where}").format(where=stopped))
+        if summary.small_sample:
+            lines.append(_("Small sample: fewer than 30 responses, read with care."))
+        if len(summary.branches) > 1:
+            lines.append("")
+            lines.append(_("Branches, best first:"))
+            shown = summary.branches[:MAX_BRANCH_LINES]
+            for rank, branch in enumerate(shown, start=1):
+                lines.append(
+                    _branch_line(rank, branch.code, branch.name, branch.scores, branch.small_sample)
+                )
+            if len(summary.branches) > len(shown):
+                more = len(summary.branches) - len(shown)
+                lines.append(_("… and {count} more in the export.").format(count=number(more, 0)))
+        return "\n".join(lines)
+
+
+def _branch_line(rank: int, code: str, name: str, scores: Scores, small: bool) -> str:
+    text = ngettext(
+        "{code} {name}: NPS {nps}, CSAT top-2 {csat}, {count} response",
+        "{code} {name}: NPS {nps}, CSAT top-2 {csat}, {count} responses",
+        scores.responses,
+    ).format(
+        code=code,
+        name=html.escape(name),
+        nps=_score(scores.nps.score),
+        csat=_share(scores.csat_top2),
+        count=number(scores.responses, 0),
+    )
+    if small:
+        return "· " + text + " " + _("(small sample, not ranked)")
+    return f"{rank}. {text}"
+
+
+async def results(update: Update, context: Context) -> None:
+    """Shows the results for a scope and period, with a chart."""
+    outcome = await context.services.results.for_staff(who(update), list(context.args or []))
+    if not isinstance(outcome, Summary):
+        await show(update, context, outcome, "results")
+        return
+    assert update.effective_chat is not None
+    chat_id = update.effective_chat.id
+    await context.bot.send_message(chat_id, summary_text(outcome), parse_mode=ParseMode.HTML)
+    await context.bot.send_photo(chat_id, summary_chart(outcome))
+
+
+def register(app: Application, group: int) -> None:  # type: ignore[type-arg]
+    app.add_handler(CommandHandler("results", results), group)

@@ -1,0 +1,96 @@
+"""`/results` in chat: a customer answers through the bot, a branch viewer reads the figures
+in Bahasa Indonesia with a chart, and a request outside their scope is refused and audited."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.services.access import Role
+from bot.wiring.services import Services
+from storage.models import audit_log, staff
+from tests.e2e.staffing import FakeClock, add_staff, code, log_in
+
+Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
+pytestmark = pytest.mark.usefixtures("bot")
+
+
+def _data(message: SimMessage, suffix: str) -> str:
+    return next(d for d in message.button_data if d.endswith(suffix))
+
+
+async def _answer(user: SimUser, consent: Consent, nps: str) -> None:
+    q = await consent(user, "b_JKT01")
+    suffixes = [":a:5", f":a:{nps}", ":a:no"]
+    if int(nps) <= 6:  # detractors are asked for the main reason
+        suffixes.insert(2, ":a:waiting")
+    for suffix in suffixes:
+        await user.press(q, _data(q, suffix))
+        q = await user.next_reply()
+    await user.press(q, _data(q, ":s"))  # what to improve and the comment are optional
+    q = await user.next_reply()
+    await user.press(q, _data(q, ":s"))
+    await user.wait_for(lambda m: "Terima kasih" in m.body)
+
+
+async def test_a_branch_viewer_reads_results_in_their_language(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    await _answer(emulator.user(901, "Ani"), consent, "10")
+    await _answer(emulator.user(902, "Budi"), consent, "3")
+
+    clock = FakeClock(datetime.now(UTC))
+    services.staff.clock = clock
+    viewer = await add_staff(services, emulator.user(910, "Vina"), Role.VIEWER, "branch:JKT01")
+    async with services.db.transaction() as connection:
+        await connection.execute(
+            sa.update(staff).where(staff.c.id == viewer.id).values(locale="id")
+        )
+    await viewer.user.send_text(f"/login {code(viewer.secret, clock)}")
+    await viewer.user.wait_for(lambda m: "masuk sebagai" in m.body)
+
+    await viewer.user.send_text("/results")
+    text = await viewer.user.wait_for(lambda m: "Hasil untuk" in m.body)
+    chart = await viewer.user.wait_for(lambda m: m.photo is not None)
+    assert "cabang JKT01" in text.body
+    assert "2 respons" in text.body
+    assert "NPS 0,0" in text.body  # one promoter (10), one detractor (3)
+    assert "1 promotor" in text.body and "1 detraktor" in text.body
+    assert "Sampel kecil" in text.body
+    assert chart.photo
+
+    await viewer.user.send_text("/results MKS01 7d")
+    assert "di luar cakupan" in (await viewer.user.next_reply()).body
+    await viewer.user.send_text("/results JKT01 kemarin")
+    assert "Cara pakai: /results" in (await viewer.user.next_reply()).body
+    async with services.db.transaction() as connection:
+        outcomes = (
+            await connection.execute(
+                sa.select(audit_log.c.target, audit_log.c.outcome).where(
+                    audit_log.c.action == "results.read"
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in outcomes] == [
+        (None, "allowed"),
+        ("MKS01 7d", "refused"),
+        ("JKT01 kemarin", "refused"),
+    ]
+
+
+async def test_results_for_an_english_reader_use_english_numbers(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    await _answer(emulator.user(921, "Citra"), consent, "9")
+    clock = FakeClock(datetime.now(UTC))
+    services.staff.clock = clock
+    admin = await add_staff(services, emulator.user(930, "Adi"), Role.ADMIN, "region:BAR")
+    await log_in(admin, clock)
+    await admin.user.send_text("/results BAR 30d")
+    text = await admin.user.wait_for(lambda m: "Results for" in m.body)
+    assert "region BAR" in text.body and "1 response " in text.body and "NPS 100.0" in text.body
+    assert "Branches, best first:" in text.body and "JKT01" in text.body and "BDG01" in text.body
