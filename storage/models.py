@@ -151,6 +151,7 @@ survey_sessions = sa.Table(
     _when("updated_at", nullable=False, server_default=UTC_NOW),
     _when("completed_at", nullable=True),
     sa.Index("ix_survey_sessions_customer_status", "customer_id", "status"),
+    sa.Index("ix_survey_sessions_started_at", "started_at"),
 )
 
 answers = sa.Table(
@@ -166,6 +167,23 @@ answers = sa.Table(
     sa.Column("skipped", sa.Boolean, nullable=False, server_default=sa.false()),
     _when("answered_at", nullable=False, server_default=UTC_NOW),
     sa.UniqueConstraint("session_id", "question_id", name="uq_answers_session_question"),
+)
+
+# Results read counts, not rows: per branch-local day, survey version, metric (started,
+# completed, nps, rating, ces, choice), question and value. Kept in the transaction that
+# starts or completes a session, and rebuilt exactly from sessions and answers by
+# `run_bot.py rebuild-rollups`. The day leads the key, as periods select days first.
+rollups = sa.Table(
+    "rollups",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("branch_id", sa.Integer, nullable=False),
+    sa.Column("survey_id", sa.Integer, nullable=False),
+    sa.Column("metric", sa.String(12), nullable=False),
+    sa.Column("question_id", sa.String(24), nullable=False),
+    sa.Column("value", sa.String(32), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("day", "branch_id", "survey_id", "metric", "question_id", "value"),
 )
 
 processed_updates = sa.Table(

@@ -1,34 +1,46 @@
-"""The aggregate queries behind results: counts grouped by branch, survey version, question
-and value, so a summary moves counts, not rows. The formulas live in `flows.scoring`.
+"""The counts behind results, read from daily roll-ups so a summary moves counts, not rows.
 
-A period is each branch's own local days, so the caller passes one window per time zone:
-the branches in that zone and the period's bounds in UTC.
+A roll-up row counts one thing on one branch-local day: sessions started or completed, or
+answers of one value to one question of one survey version. The rows are kept in the
+transaction that starts or completes a session (`record_start`, `record_completion`) and
+can be rebuilt exactly from sessions and answers (`rebuild`), which is also how tests prove
+they agree. Drop-off (how far unfinished sessions got) is read from the sessions themselves:
+it changes as customers go on. The formulas live in `flows.scoring`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import answers, survey_sessions
-from storage.sessions import COMPLETED
+from storage.models import answers, branches, rollups, survey_sessions
+from storage.prepared import Prepared
+
+COMPLETED = "completed"  # storage.sessions' status; that module imports this one
 
 SCORED = ("nps", "rating", "ces")
 CHOSEN = ("choice", "multi")  # yes/no answers are stored as 1 and 0
+KEY = ("day", "branch_id", "survey_id", "metric", "question_id", "value")
+Row = tuple[date, int, int, str, str, str]  # a roll-up key
 
 
 @dataclass(frozen=True)
 class Window:
-    """Sessions of `branch_ids` in [since, until): one zone's local days, in UTC."""
+    """Branches of one time zone over local days [first, last], and the same in UTC."""
 
     zone: str
     branch_ids: tuple[int, ...]
+    first: date
+    last: date
     since: datetime
     until: datetime
 
@@ -47,108 +59,205 @@ class Figures:
     nps_days: Counter[tuple[int, date, int]] = field(default_factory=Counter)
 
 
-def _within(
-    column: sa.ColumnElement[datetime], windows: Sequence[Window]
-) -> sa.ColumnElement[bool]:
-    return sa.or_(
-        *(
-            sa.and_(
-                survey_sessions.c.branch_id.in_(w.branch_ids), column >= w.since, column < w.until
-            )
-            for w in windows
-            if w.branch_ids
-        ),
-        sa.false(),
+# -- keeping roll-ups -----------------------------------------------------------------------
+
+
+@cache
+def _add_statement(dialect: str) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(rollups)
+    return statement.on_conflict_do_update(
+        index_elements=list(KEY), set_={"count": rollups.c.count + statement.excluded["count"]}
     )
 
 
-def _local_day(connection: AsyncConnection, window: Window) -> sa.ColumnElement[object]:
-    """The completion's calendar day in the window's zone, computed by the database."""
-    column = survey_sessions.c.completed_at
+_ADD = Prepared(_add_statement)
+_ZONE = Prepared(sa.select(branches.c.timezone).where(branches.c.id == sa.bindparam("branch_id")))
+
+
+async def _add(connection: AsyncConnection, counts: Counter[Row]) -> None:
+    await _ADD.many(
+        connection,
+        [dict(zip(KEY, key, strict=True), count=count) for key, count in counts.items()],
+    )
+
+
+async def _local_day(connection: AsyncConnection, branch_id: int, at: datetime) -> date:
+    row = await _ZONE.first(connection, branch_id=branch_id)
+    return at.astimezone(ZoneInfo(row.timezone if row else "Asia/Jakarta")).date()
+
+
+async def record_start(
+    connection: AsyncConnection, branch_id: int | None, survey_id: int, at: datetime
+) -> None:
+    """Count a started session on its branch's local day (sessions without a branch: none)."""
+    if branch_id is None:
+        return
+    day = await _local_day(connection, branch_id, at)
+    await _add(connection, Counter({(day, branch_id, survey_id, "started", "", ""): 1}))
+
+
+async def record_completion(
+    connection: AsyncConnection,
+    branch_id: int | None,
+    survey_id: int,
+    at: datetime,
+    results: Iterable[tuple[str, str, Any]],
+) -> None:
+    """Count a response and its scored and chosen answers on the branch's local day."""
+    if branch_id is None:
+        return
+    day = await _local_day(connection, branch_id, at)
+    counts: Counter[Row] = Counter({(day, branch_id, survey_id, "completed", "", ""): 1})
+    for question_id, kind, value in results:
+        for option in _values(kind, value):
+            counts[day, branch_id, survey_id, kind, question_id, option] += 1
+    await _add(connection, counts)
+
+
+def _values(kind: str, value: Any) -> list[str]:
+    """What a roll-up counts of one answer: the score, or each option chosen."""
+    if value is None:
+        return []
+    if kind in SCORED:
+        return [str(int(value))]
+    if kind == "choice":
+        return [str(value)]
+    if kind == "multi":
+        return [str(option) for option in (value.split(",") if isinstance(value, str) else value)]
+    return []
+
+
+async def rebuild(connection: AsyncConnection) -> int:
+    """Recompute every roll-up from sessions and answers; returns how many rows there are."""
+    await connection.execute(sa.delete(rollups))
+    zones: dict[str, list[int]] = {}
+    for branch_id, zone in await connection.execute(sa.select(branches.c.id, branches.c.timezone)):
+        zones.setdefault(zone, []).append(branch_id)
+    total = 0
+    for zone, ids in sorted(zones.items()):
+        counts = await raw_counts(connection, zone, ids)
+        await _add(connection, counts)
+        total += len(counts)
+    return total
+
+
+async def raw_counts(
+    connection: AsyncConnection, zone: str, branch_ids: Sequence[int]
+) -> Counter[Row]:
+    """The roll-up rows of these branches (all in `zone`) as the raw tables give them."""
+    sessions = survey_sessions.c
+    counts: Counter[Row] = Counter()
+    mine = sessions.branch_id.in_(list(branch_ids))
+    started = _day_expression(connection, zone, sessions.started_at).label("day")
+    for day, branch, survey, count in await connection.execute(
+        sa.select(started, sessions.branch_id, sessions.survey_id, sa.func.count())
+        .where(mine)
+        .group_by(started, sessions.branch_id, sessions.survey_id)
+    ):
+        counts[_date(day), branch, survey, "started", "", ""] += int(count)
+    done = _day_expression(connection, zone, sessions.completed_at).label("day")
+    finished = sa.and_(mine, sessions.status == COMPLETED)
+    for day, branch, survey, count in await connection.execute(
+        sa.select(done, sessions.branch_id, sessions.survey_id, sa.func.count())
+        .where(finished)
+        .group_by(done, sessions.branch_id, sessions.survey_id)
+    ):
+        counts[_date(day), branch, survey, "completed", "", ""] += int(count)
+    joined = survey_sessions.join(answers, answers.c.session_id == sessions.id)
+    value = sa.func.coalesce(
+        sa.cast(sa.cast(answers.c.value_number, sa.Integer), sa.String), answers.c.value_choice
+    )
+    for day, branch, survey, kind, question, found, count in await connection.execute(
+        sa.select(
+            done,
+            sessions.branch_id,
+            sessions.survey_id,
+            answers.c.question_type,
+            answers.c.question_id,
+            value,
+            sa.func.count(),
+        )
+        .select_from(joined)
+        .where(
+            finished,
+            answers.c.question_type.in_((*SCORED, *CHOSEN)),
+            answers.c.skipped.is_(False),
+        )
+        .group_by(
+            done,
+            sessions.branch_id,
+            sessions.survey_id,
+            answers.c.question_type,
+            answers.c.question_id,
+            value,
+        )
+    ):
+        for option in _values(kind, found):
+            counts[_date(day), branch, survey, kind, question, option] += int(count)
+    return counts
+
+
+def _day_expression(
+    connection: AsyncConnection, zone: str, column: sa.ColumnElement[datetime]
+) -> sa.ColumnElement[Any]:
+    """A moment's calendar day in `zone`, computed by the database."""
     if connection.dialect.name == "postgresql":
-        return sa.cast(sa.func.timezone(window.zone, column), sa.Date)
-    offset = window.since.astimezone(ZoneInfo(window.zone)).utcoffset()
-    hours = int(offset.total_seconds() // 3600) if offset else 0
-    return sa.func.date(column, f"{hours:+d} hours")
+        return sa.cast(sa.func.timezone(zone, column), sa.Date)
+    # SQLite knows no zones; Indonesia's keep one offset all year.
+    offset = datetime.now(ZoneInfo(zone)).utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset else 0
+    return sa.func.date(column, f"{minutes:+d} minutes")
+
+
+def _date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# -- reading --------------------------------------------------------------------------------
 
 
 async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Figures:
-    """Everything a summary needs over `windows`, in six grouped queries."""
+    """Everything a summary needs over `windows`: roll-ups, and drop-off from sessions."""
     found = Figures()
-    started = _within(survey_sessions.c.started_at, windows)
-    done = sa.and_(
-        survey_sessions.c.status == COMPLETED, _within(survey_sessions.c.completed_at, windows)
-    )
-    sessions = survey_sessions.c
-    for branch, count in await connection.execute(
-        sa.select(sessions.branch_id, sa.func.count()).where(started).group_by(sessions.branch_id)
+    windows = [w for w in windows if w.branch_ids]
+    if not windows:
+        return found
+    ids = [branch for w in windows for branch in w.branch_ids]
+    first, last = min(w.first for w in windows), max(w.last for w in windows)
+    r = rollups.c
+    for day, branch, survey, metric, question, value, count in await connection.execute(
+        sa.select(r.day, r.branch_id, r.survey_id, r.metric, r.question_id, r.value, r.count).where(
+            r.day >= first, r.day <= last, r.branch_id.in_(ids)
+        )
     ):
-        found.started[branch] = int(count)
+        count = int(count)
+        if metric == "started":
+            found.started[branch] += count
+        elif metric == "completed":
+            found.completed[branch] += count
+        elif metric in SCORED:
+            found.scores[branch, survey, question, metric, int(value)] += count
+            if metric == "nps":
+                found.nps_days[branch, _date(day), int(value)] += count
+        else:
+            found.choices[branch, survey, question, value] += count
+
+    sessions = survey_sessions.c
+    started = sa.or_(
+        *(
+            sa.and_(
+                sessions.branch_id.in_(w.branch_ids),
+                sessions.started_at >= w.since,
+                sessions.started_at < w.until,
+            )
+            for w in windows
+        )
+    )
     for branch, survey, reached, count in await connection.execute(
         sa.select(sessions.branch_id, sessions.survey_id, sessions.reached, sa.func.count())
         .where(started, sessions.status != COMPLETED, sessions.reached.is_not(None))
         .group_by(sessions.branch_id, sessions.survey_id, sessions.reached)
     ):
         found.stopped[branch, survey, reached] = int(count)
-    for branch, count in await connection.execute(
-        sa.select(sessions.branch_id, sa.func.count()).where(done).group_by(sessions.branch_id)
-    ):
-        found.completed[branch] = int(count)
-
-    joined = survey_sessions.join(answers, answers.c.session_id == sessions.id)
-    scored = sa.and_(done, answers.c.question_type.in_(SCORED), answers.c.value_number.is_not(None))
-    for branch, survey, question, kind, value, count in await connection.execute(
-        sa.select(
-            sessions.branch_id,
-            sessions.survey_id,
-            answers.c.question_id,
-            answers.c.question_type,
-            answers.c.value_number,
-            sa.func.count(),
-        )
-        .select_from(joined)
-        .where(scored)
-        .group_by(
-            sessions.branch_id,
-            sessions.survey_id,
-            answers.c.question_id,
-            answers.c.question_type,
-            answers.c.value_number,
-        )
-    ):
-        found.scores[branch, survey, question, kind, int(value)] += int(count)
-    for branch, survey, question, value, count in await connection.execute(
-        sa.select(
-            sessions.branch_id,
-            sessions.survey_id,
-            answers.c.question_id,
-            answers.c.value_choice,
-            sa.func.count(),
-        )
-        .select_from(joined)
-        .where(done, answers.c.question_type.in_(CHOSEN), answers.c.value_choice.is_not(None))
-        .group_by(
-            sessions.branch_id, sessions.survey_id, answers.c.question_id, answers.c.value_choice
-        )
-    ):
-        for option in str(value).split(","):
-            found.choices[branch, survey, question, option] += int(count)
-    for window in windows:
-        if not window.branch_ids:
-            continue
-        day = _local_day(connection, window).label("day")
-        only = _within(sessions.completed_at, [window])
-        for branch, local, value, count in await connection.execute(
-            sa.select(sessions.branch_id, day, answers.c.value_number, sa.func.count())
-            .select_from(joined)
-            .where(
-                sessions.status == COMPLETED,
-                only,
-                answers.c.question_type == "nps",
-                answers.c.value_number.is_not(None),
-            )
-            .group_by(sessions.branch_id, day, answers.c.value_number)
-        ):
-            local_day = local if isinstance(local, date) else date.fromisoformat(str(local))
-            found.nps_days[branch, local_day, int(value)] += int(count)
     return found

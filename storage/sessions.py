@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import results as rollups
 from storage.errors import VersionConflict
 from storage.models import answers, customers, now, survey_sessions, surveys
 from storage.prepared import Prepared, atomic
@@ -106,6 +107,7 @@ async def create(
         started_at=moment,
         updated_at=moment,
     )
+    await rollups.record_start(connection, branch_id, survey_id, moment)
     return Session(created.id, customer_id, survey_id, branch_id, OPEN, dict(state), 1, None)
 
 
@@ -242,8 +244,12 @@ async def complete(
     receives them once, when the path is final, so the summaries see whole responses only.
     """
     moment = now()
+    results = list(results)
     async with atomic(connection):
         ended = await save(connection, session, status=COMPLETED)
+        await rollups.record_completion(
+            connection, session.branch_id, session.survey_id, moment, results
+        )
         await _ANSWER.many(
             connection,
             [

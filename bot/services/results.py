@@ -319,7 +319,7 @@ def _windows(branches: Iterable[Branch], period: Period) -> list[store.Window]:
         zone = ZoneInfo(zone_name)
         since = datetime.combine(period.first, time(), zone).astimezone(UTC)
         until = datetime.combine(period.last + timedelta(days=1), time(), zone).astimezone(UTC)
-        windows.append(store.Window(zone_name, tuple(ids), since, until))
+        windows.append(store.Window(zone_name, tuple(ids), period.first, period.last, since, until))
     return windows
 
 

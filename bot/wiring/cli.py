@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument("--scope", help="all (default), a branch or region code")
     results.add_argument("--period", help="7d, 30d (default), 2026-10 or 2026-10-01..2026-10-31")
     results.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    commands.add_parser("rebuild-rollups", help="recompute the results roll-ups from the answers")
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain")
     verify.add_argument("--head", help="a chain head recorded earlier, as ROWS:HASH")
     return parser
@@ -70,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _staff_invite(settings, args.role, args.scope, args.name))
         if args.command == "results":
             return _run(lambda: _results(settings, args.scope, args.period, as_json=args.json))
+        if args.command == "rebuild-rollups":
+            return _run(lambda: _rebuild_rollups(settings))
         if args.command == "audit-verify":
             return _run(lambda: _audit_verify(settings, args.head))
         if args.command == "purge":
@@ -206,6 +209,23 @@ async def _results(
         print(f"  CSAT {line['question']} (1-{line['scale']}): mean {line['mean']}")
     for branch in figures["branches"]:
         print(f"  {branch['code']}: {branch['responses']} responses, NPS {branch['nps']['score']}")
+    return 0
+
+
+async def _rebuild_rollups(settings: Settings) -> int:
+    from storage import audit
+    from storage import results as rollups
+    from storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        async with db.transaction() as connection:
+            rows = await rollups.rebuild(connection)
+            await audit.append(connection, "system", "results.rebuild", details={"rows": rows})
+    finally:
+        await db.dispose()
+    print(f"Roll-ups rebuilt: {rows} rows.")
     return 0
 
 

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.services.access import Role
 from bot.wiring.services import Services
-from storage.models import audit_log, staff
+from storage import results as store
+from storage.models import audit_log, rollups, staff
 from tests.e2e.staffing import FakeClock, add_staff, code, log_in
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -94,3 +95,23 @@ async def test_results_for_an_english_reader_use_english_numbers(
     text = await admin.user.wait_for(lambda m: "Results for" in m.body)
     assert "region BAR" in text.body and "1 response " in text.body and "NPS 100.0" in text.body
     assert "Branches, best first:" in text.body and "JKT01" in text.body and "BDG01" in text.body
+
+
+async def test_rollups_kept_by_the_answer_path_equal_a_rebuild(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    for n, score in enumerate(("10", "8", "2", "6")):
+        await _answer(emulator.user(940 + n, "Cust"), consent, score)
+    dropped = emulator.user(950, "Dedi")
+    await consent(dropped, "b_JKT01")  # started, never finished
+
+    async def table() -> list[tuple[object, ...]]:
+        async with services.db.transaction() as connection:
+            rows = await connection.execute(sa.select(rollups).order_by(*rollups.c))
+            return [tuple(row) for row in rows]
+
+    kept = await table()
+    assert ("started" in {row[3] for row in kept}) and ("nps" in {row[3] for row in kept})
+    async with services.db.transaction() as connection:
+        await store.rebuild(connection)
+    assert await table() == kept

@@ -44,7 +44,10 @@ def test_defaults_are_safe() -> None:
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "run_bot.py"), *args],
-        cwd=cwd, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 
@@ -73,8 +76,14 @@ async def test_init_example_prints_deep_links(tmp_path: Path) -> None:
             "PRIVACY_NOTICE_FILE": str(ROOT / "locales" / "privacy_notice.yaml"),
         }
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "run_bot.py"), "init", "--example", cwd=tmp_path,
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            str(ROOT / "run_bot.py"),
+            "init",
+            "--example",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()

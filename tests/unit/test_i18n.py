@@ -24,9 +24,25 @@ def _catalog(path: Path, locale: str | None = None):  # type: ignore[no-untyped-
 def test_template_matches_the_source(tmp_path: Path) -> None:
     fresh = tmp_path / "messages.pot"
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
-         "-k", "N_", "-k", "_", "-o", str(fresh), "--no-location", "."],
-        cwd=ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "N_",
+            "-k",
+            "_",
+            "-o",
+            str(fresh),
+            "--no-location",
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     extracted = {m.id for m in _catalog(fresh) if m.id}
     committed = {m.id for m in _catalog(ROOT / "locales" / "messages.pot") if m.id}
@@ -53,8 +69,9 @@ def _fields(text: str | tuple[str, ...]) -> list[str]:
 
 
 def test_locale_resolution_falls_back_to_indonesian() -> None:
-    assert [i18n.resolve_locale(c) for c in ("en-GB", "en", "id", "in", "ms", "fr", None, "??")] \
-        == ["en", "en", "id", "id", "id", "id", "id", "id"]
+    assert [
+        i18n.resolve_locale(c) for c in ("en-GB", "en", "id", "in", "ms", "fr", None, "??")
+    ] == ["en", "en", "id", "id", "id", "id", "id", "id"]
 
 
 def test_numbers_and_dates_follow_the_reader() -> None:
@@ -63,7 +80,8 @@ def test_numbers_and_dates_follow_the_reader() -> None:
         assert i18n.number(1234567.891, 3) == "1.234.567,891"
         assert i18n.percent(0.256) == "25,6%"
         assert i18n.datetime_text(moment, ZoneInfo("Asia/Jakarta"), "long") == (
-            "5 Maret 2026 14.30.00 WIB")
+            "5 Maret 2026 14.30.00 WIB"
+        )
         assert i18n.gettext("Yes") == "Ya"
     with i18n.use_locale("en"):
         assert i18n.number(1234567.891, 3) == "1,234,567.891"

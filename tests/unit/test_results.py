@@ -18,6 +18,7 @@ from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from flows.schema import load_survey, localized
 from storage import orgs
+from storage import results as rollups
 from storage.crypto import Keyring
 from storage.db import Database
 from storage.models import answers, customers, survey_sessions
@@ -143,6 +144,8 @@ async def test_figures_match_hand_computed_ones(fixture: tuple[Results, Fixture,
     await add.session("JKT01", v2, nov, reached="nps")
     await add.session("BDG01", v1, nov, reached="csat")
 
+    async with add.db.transaction() as connection:  # the rows went in behind the service
+        await rollups.rebuild(connection)
     november = await results.for_operator("all", "2026-11")
     s = november.scores
     assert (s.started, s.responses) == (7, 4)  # the WIT edge response, 3 at JKT01 (one erased)

@@ -122,3 +122,16 @@ async def test_audit_verify_catches_tampering(
 async def test_audit_verify_refuses_a_malformed_head(capsys: pytest.CaptureFixture[str]) -> None:
     assert await _main("audit-verify", "--head", "five:abc") == 2
     assert "ROWS:HASH" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("env")
+async def test_rebuild_rollups_and_results_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await _main("rebuild-rollups") == 0
+    assert "Roll-ups rebuilt: 0 rows." in capsys.readouterr().out
+    assert await _main("results", "--scope", "all", "--period", "7d", "--json") == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["responses"] == 0 and figures["period"]["from"] <= figures["period"]["to"]
+    assert await _main("results", "--period", "yesterday") == 2
+    assert await _main("results", "--scope", "NOWHERE") == 2
+    err = capsys.readouterr().err
+    assert "'yesterday'" in err and "'NOWHERE'" in err and "Traceback" not in err
