@@ -151,7 +151,12 @@ survey_sessions = sa.Table(
     _when("updated_at", nullable=False, server_default=UTC_NOW),
     _when("completed_at", nullable=True),
     sa.Index("ix_survey_sessions_customer_status", "customer_id", "status"),
-    sa.Index("ix_survey_sessions_started_at", "started_at"),
+    sa.Index(
+        "ix_survey_sessions_unfinished",
+        "started_at",
+        sqlite_where=sa.text("status != 'completed'"),
+        postgresql_where=sa.text("status != 'completed'"),
+    ),
 )
 
 answers = sa.Table(

@@ -26,6 +26,8 @@ from storage.models import answers, branches, rollups, survey_sessions
 from storage.prepared import Prepared
 
 COMPLETED = "completed"  # storage.sessions' status; that module imports this one
+# Spelled as the partial index on unfinished sessions spells it, so the planner uses it.
+UNFINISHED = sa.text("survey_sessions.status != 'completed'")
 
 SCORED = ("nps", "rating", "ces")
 CHOSEN = ("choice", "multi")  # yes/no answers are stored as 1 and 0
@@ -55,8 +57,27 @@ class Figures:
     choices: Counter[tuple[int, int, str, str]] = field(default_factory=Counter)
     # (branch, survey id, question reached) -> sessions started and not completed
     stopped: Counter[tuple[int, int, str]] = field(default_factory=Counter)
-    # (branch, local day, value) -> NPS answers, for the trend
-    nps_days: Counter[tuple[int, date, int]] = field(default_factory=Counter)
+    # (local day, value) -> NPS answers, for the trend
+    nps_days: Counter[tuple[date, int]] = field(default_factory=Counter)
+
+    def by_branch(self) -> dict[int, Figures]:
+        """The same counts split per branch, in one pass (the trend stays with the whole)."""
+        split: dict[int, Figures] = {}
+
+        def part(branch: int) -> Figures:
+            return split.setdefault(branch, Figures())
+
+        for branch, count in self.started.items():
+            part(branch).started[branch] = count
+        for branch, count in self.completed.items():
+            part(branch).completed[branch] = count
+        for key, count in self.scores.items():
+            part(key[0]).scores[key] = count
+        for key, count in self.choices.items():
+            part(key[0]).choices[key] = count
+        for key, count in self.stopped.items():
+            part(key[0]).stopped[key] = count
+        return split
 
 
 # -- keeping roll-ups -----------------------------------------------------------------------
@@ -226,10 +247,12 @@ async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Fig
     ids = [branch for w in windows for branch in w.branch_ids]
     first, last = min(w.first for w in windows), max(w.last for w in windows)
     r = rollups.c
-    for day, branch, survey, metric, question, value, count in await connection.execute(
-        sa.select(r.day, r.branch_id, r.survey_id, r.metric, r.question_id, r.value, r.count).where(
-            r.day >= first, r.day <= last, r.branch_id.in_(ids)
-        )
+    chosen = sa.and_(r.day >= first, r.day <= last, r.branch_id.in_(ids))
+    total = sa.func.sum(r.count)
+    for branch, survey, metric, question, value, count in await connection.execute(
+        sa.select(r.branch_id, r.survey_id, r.metric, r.question_id, r.value, total)
+        .where(chosen)
+        .group_by(r.branch_id, r.survey_id, r.metric, r.question_id, r.value)
     ):
         count = int(count)
         if metric == "started":
@@ -238,13 +261,21 @@ async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Fig
             found.completed[branch] += count
         elif metric in SCORED:
             found.scores[branch, survey, question, metric, int(value)] += count
-            if metric == "nps":
-                found.nps_days[branch, _date(day), int(value)] += count
         else:
             found.choices[branch, survey, question, value] += count
+    for day, value, count in await connection.execute(
+        sa.select(r.day, r.value, total).where(chosen, r.metric == "nps").group_by(r.day, r.value)
+    ):
+        found.nps_days[_date(day), int(value)] += int(count)
 
     sessions = survey_sessions.c
-    started = sa.or_(
+    # The overall range first, so the partial index of unfinished sessions serves the query;
+    # each zone's own window then picks its branches' rows.
+    started = sa.and_(
+        sessions.started_at >= min(w.since for w in windows),
+        sessions.started_at < max(w.until for w in windows),
+        UNFINISHED,
+    ) & sa.or_(
         *(
             sa.and_(
                 sessions.branch_id.in_(w.branch_ids),
@@ -256,7 +287,7 @@ async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Fig
     )
     for branch, survey, reached, count in await connection.execute(
         sa.select(sessions.branch_id, sessions.survey_id, sessions.reached, sa.func.count())
-        .where(started, sessions.status != COMPLETED, sessions.reached.is_not(None))
+        .where(started, sessions.reached.is_not(None))
         .group_by(sessions.branch_id, sessions.survey_id, sessions.reached)
     ):
         found.stopped[branch, survey, reached] = int(count)

@@ -8,6 +8,7 @@ counts the database grouped (`storage.results`). The chat command, the command l
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -240,9 +241,14 @@ class Results:
         now_figures = await store.figures(connection, _windows(branches, period))
         before = await store.figures(connection, _windows(branches, period.previous()))
         surveys = await self._surveys(connection, now_figures, before)
-        ids = [b.id for b in branches]
+        split = now_figures.by_branch()
         per_branch = [
-            BranchScores(b.code, b.name, b.timezone, _scores(now_figures, [b.id], surveys, locale))
+            BranchScores(
+                b.code,
+                b.name,
+                b.timezone,
+                _scores(split.get(b.id, store.Figures()), surveys, locale),
+            )
             for b in branches
         ]
         ranked = sorted(
@@ -258,8 +264,8 @@ class Results:
             locale,
             scope,
             period,
-            _scores(now_figures, ids, surveys, locale),
-            _scores(before, ids, surveys, locale),
+            _scores(now_figures, surveys, locale),
+            _scores(before, surveys, locale),
             tuple(ranked),
             _weeks(now_figures, period),
         )
@@ -323,38 +329,31 @@ def _windows(branches: Iterable[Branch], period: Period) -> list[store.Window]:
     return windows
 
 
-def _scores(
-    found: store.Figures, branch_ids: list[int], surveys: dict[int, Survey], locale: str
-) -> Scores:
-    wanted = set(branch_ids)
+def _scores(found: store.Figures, surveys: dict[int, Survey], locale: str) -> Scores:
+    """Scores over every count in `found` (already limited to the branches wanted)."""
     nps: Counter[int] = Counter()
     ces: Counter[int] = Counter()
     csat: dict[tuple[str, int], Counter[int]] = defaultdict(Counter)
-    for (branch, survey_id, question_id, kind, value), count in found.scores.items():
-        if branch not in wanted:
-            continue
+    for (_branch, survey_id, question_id, kind, value), count in found.scores.items():
         if kind == "nps":
             nps[value] += count
         elif kind == "ces":
             ces[value] += count
         else:
             survey = surveys[survey_id]
-            scale = survey.question(question_id).scale if survey.has_question(question_id) else None
-            csat[_label(survey, question_id, locale), scale or DEFAULT_SCALE][value] += count
+            csat[_label(survey, question_id, locale), _scale(survey, question_id)][value] += count
     choices: dict[str, Counter[str]] = defaultdict(Counter)
-    for (branch, survey_id, question_id, option), count in found.choices.items():
-        if branch in wanted:
-            survey = surveys[survey_id]
-            choices[_label(survey, question_id, locale)][
-                _option(survey, question_id, option, locale)
-            ] += count
+    for (_branch, survey_id, question_id, option), count in found.choices.items():
+        survey = surveys[survey_id]
+        choices[_label(survey, question_id, locale)][
+            _option(survey, question_id, option, locale)
+        ] += count
     stopped: Counter[str] = Counter()
-    for (branch, survey_id, reached), count in found.stopped.items():
-        if branch in wanted:
-            stopped[_label(surveys[survey_id], reached, locale)] += count
+    for (_branch, survey_id, reached), count in found.stopped.items():
+        stopped[_label(surveys[survey_id], reached, locale)] += count
     return Scores(
-        started=sum(n for b, n in found.started.items() if b in wanted),
-        responses=sum(n for b, n in found.completed.items() if b in wanted),
+        started=sum(found.started.values()),
+        responses=sum(found.completed.values()),
         nps=nps_of(nps),
         csat=tuple(CsatLine(q, s, csat_of(c, s)) for (q, s), c in sorted(csat.items())),
         ces=ces_of(ces),
@@ -366,18 +365,26 @@ def _scores(
 def _weeks(found: store.Figures, period: Period) -> tuple[tuple[date, NpsSummary], ...]:
     """NPS by week (weeks start on the period's first day), for the trend."""
     weeks: dict[date, Counter[int]] = defaultdict(Counter)
-    for (_branch, day, value), count in found.nps_days.items():
+    for (day, value), count in found.nps_days.items():
         start = period.first + timedelta(days=7 * ((day - period.first).days // 7))
         weeks[start][value] += count
     return tuple((start, nps_of(counts)) for start, counts in sorted(weeks.items()))
 
 
+@functools.lru_cache(maxsize=4096)
+def _scale(survey: Survey, question_id: str) -> int:
+    found = survey.question(question_id).scale if survey.has_question(question_id) else None
+    return found or DEFAULT_SCALE
+
+
+@functools.lru_cache(maxsize=4096)
 def _label(survey: Survey, question_id: str, locale: str) -> str:
     if not survey.has_question(question_id):
         return question_id
     return localized(survey.question(question_id).text, locale, survey.default_locale)
 
 
+@functools.lru_cache(maxsize=4096)
 def _option(survey: Survey, question_id: str, option_id: str, locale: str) -> str:
     if not survey.has_question(question_id):
         return option_id

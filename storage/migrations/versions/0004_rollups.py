@@ -1,4 +1,4 @@
-"""daily roll-ups for results, and an index for drop-off
+"""daily roll-ups for results, and an index of unfinished sessions for drop-off
 
 Revision ID: 0004
 Revises: 0003
@@ -36,10 +36,16 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("survey_sessions", schema=None) as batch_op:
-        batch_op.create_index("ix_survey_sessions_started_at", ["started_at"], unique=False)
+        batch_op.create_index(
+            "ix_survey_sessions_unfinished",
+            ["started_at"],
+            unique=False,
+            sqlite_where=sa.text("status != 'completed'"),
+            postgresql_where=sa.text("status != 'completed'"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("survey_sessions", schema=None) as batch_op:
-        batch_op.drop_index("ix_survey_sessions_started_at")
+        batch_op.drop_index("ix_survey_sessions_unfinished")
     op.drop_table("rollups")
