@@ -11,7 +11,7 @@ it changes as customers go on. The formulas live in `flows.scoring`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -292,3 +292,82 @@ async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Fig
     ):
         found.stopped[branch, survey, reached] = int(count)
     return found
+
+
+# -- responses, one by one, for exports -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    session_id: int
+    branch_id: int
+    survey_id: int
+    completed_at: datetime
+    answers: dict[str, Any]
+
+
+def _completed_within(windows: Sequence[Window]) -> sa.ColumnElement[bool]:
+    sessions = survey_sessions.c
+    return sa.and_(
+        sessions.status == COMPLETED,
+        sa.or_(
+            *(
+                sa.and_(
+                    sessions.branch_id.in_(w.branch_ids),
+                    sessions.completed_at >= w.since,
+                    sessions.completed_at < w.until,
+                )
+                for w in windows
+                if w.branch_ids
+            ),
+            sa.false(),
+        ),
+    )
+
+
+async def surveys_answered(connection: AsyncConnection, windows: Sequence[Window]) -> list[int]:
+    """The survey versions of the responses completed within `windows`."""
+    rows = await connection.execute(
+        sa.select(survey_sessions.c.survey_id)
+        .where(_completed_within(windows))
+        .distinct()
+        .order_by(survey_sessions.c.survey_id)
+    )
+    return [row.survey_id for row in rows]
+
+
+async def responses(
+    connection: AsyncConnection, windows: Sequence[Window]
+) -> AsyncIterator[Response]:
+    """Each response completed within `windows` with its answers, streamed from the database
+    rather than loaded at once."""
+    from storage.sessions import answer_value  # sessions imports this module
+
+    sessions = survey_sessions.c
+    statement = (
+        sa.select(
+            sessions.id.label("session_id"),
+            sessions.branch_id,
+            sessions.survey_id,
+            sessions.completed_at,
+            answers.c.question_id,
+            answers.c.question_type,
+            answers.c.value_number,
+            answers.c.value_choice,
+            answers.c.value_text,
+            answers.c.skipped,
+        )
+        .select_from(survey_sessions.join(answers, answers.c.session_id == sessions.id))
+        .where(_completed_within(windows))
+        .order_by(sessions.id, answers.c.id)
+        .execution_options(yield_per=1000)
+    )
+    current: Response | None = None
+    async for row in await connection.stream(statement):
+        if current is None or current.session_id != row.session_id:
+            if current is not None:
+                yield current
+            current = Response(row.session_id, row.branch_id, row.survey_id, row.completed_at, {})
+        current.answers[row.question_id] = answer_value(row)
+    if current is not None:
+        yield current

@@ -289,7 +289,8 @@ def answer_columns(question_type: str, value: Any) -> dict[str, Any]:
     return columns
 
 
-def _answer_value(row: sa.Row) -> Any:
+def answer_value(row: sa.Row) -> Any:
+    """An answer row back as the engine's normalised value (None when skipped)."""
     if row.skipped:
         return None
     kind = row.question_type
@@ -311,7 +312,7 @@ async def answers_of(connection: AsyncConnection, session_id: int) -> list[Store
         sa.select(answers).where(answers.c.session_id == session_id).order_by(answers.c.id)
     )
     return [
-        StoredAnswer(r.question_id, r.question_type, _answer_value(r), r.skipped, r.answered_at)
+        StoredAnswer(r.question_id, r.question_type, answer_value(r), r.skipped, r.answered_at)
         for r in rows
     ]
 

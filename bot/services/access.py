@@ -13,6 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage import orgs
 from storage.orgs import Branch, Region
 
 
@@ -51,6 +54,7 @@ PERMISSIONS: dict[str, Role] = {
     "survey.preview": Role.EDITOR,
     "survey.use": Role.ADMIN,
     "results.read": Role.VIEWER,
+    "export.read": Role.VIEWER,
 }
 
 # Actions that need a fresh code (step-up) before they are carried out.
@@ -89,6 +93,10 @@ class Org:
     @classmethod
     def of(cls, regions: Iterable[Region], branches: Iterable[Branch]) -> Org:
         return cls({r.code: r for r in regions}, {b.code: b for b in branches})
+
+    @classmethod
+    async def load(cls, connection: AsyncConnection) -> Org:
+        return cls.of(await orgs.all_regions(connection), await orgs.all_branches(connection))
 
     def exists(self, scope: Scope) -> bool:
         if scope.kind == "all":

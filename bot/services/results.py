@@ -24,7 +24,7 @@ from bot.services.staff import Actor, Refused, StaffAccess, Who
 from bot.services.surveys import SurveyCatalog
 from flows.schema import DEFAULT_SCALE, Survey, localized
 from flows.scoring import CesSummary, CsatSummary, NpsSummary, ces_of, csat_of, nps_of
-from storage import audit, orgs
+from storage import audit
 from storage import results as store
 from storage.db import Database
 from storage.orgs import Branch
@@ -195,7 +195,7 @@ class Results:
 
     async def for_staff(self, who: Who, args: list[str]) -> Summary | Refused:
         """`/results [branch|region|all] [period]`, inside the caller's scope."""
-        scope_text, period_text, problem = _split(args)
+        scope_text, period_text, problem = split_arguments(args)
 
         async def body(
             connection: AsyncConnection, actor: Actor, at: datetime
@@ -203,8 +203,8 @@ class Results:
             locale = actor.member.locale
             if problem:
                 return Refused(locale, "usage")
-            org = await _org(connection)
-            scope = actor.scope if scope_text is None else _scope(scope_text, org)
+            org = await Org.load(connection)
+            scope = actor.scope if scope_text is None else parse_scope(scope_text, org)
             if scope is None:
                 return Refused(locale, "unknown_scope", {"scope": scope_text})
             if not org.covers(actor.scope, scope):
@@ -213,7 +213,7 @@ class Results:
                 period = Period.parse(period_text, at.astimezone(self._zone).date())
             except BadPeriod:
                 return Refused(locale, "usage")
-            return await self._summary(connection, org, scope, period, locale)
+            return await self.summary(connection, org, scope, period, locale)
 
         target = " ".join(args)[:80] or None
         return await self._staff.run_command(who, "results.read", body, target=target)
@@ -224,22 +224,22 @@ class Results:
         """The command line's figures: the whole bank unless a scope is named; audited."""
 
         async def work(connection: AsyncConnection) -> Summary:
-            org = await _org(connection)
-            scope = Scope("all") if scope_text is None else _scope(scope_text, org)
+            org = await Org.load(connection)
+            scope = Scope("all") if scope_text is None else parse_scope(scope_text, org)
             if scope is None:
                 raise BadScope(scope_text or "")
             period = Period.parse(period_text, datetime.now(UTC).astimezone(self._zone).date())
             await audit.append(connection, "system", "results.read", target=str(scope))
-            return await self._summary(connection, org, scope, period, locale)
+            return await self.summary(connection, org, scope, period, locale)
 
         return await self._db.run(work)
 
-    async def _summary(
+    async def summary(
         self, connection: AsyncConnection, org: Org, scope: Scope, period: Period, locale: str
     ) -> Summary:
         branches = [org.branches[code] for code in org.branch_codes_within(scope)]
-        now_figures = await store.figures(connection, _windows(branches, period))
-        before = await store.figures(connection, _windows(branches, period.previous()))
+        now_figures = await store.figures(connection, windows_for(branches, period))
+        before = await store.figures(connection, windows_for(branches, period.previous()))
         surveys = await self._surveys(connection, now_figures, before)
         split = now_figures.by_branch()
         per_branch = [
@@ -285,7 +285,7 @@ class BadScope(ValueError):
     """A scope that names no region or branch."""
 
 
-def _split(args: list[str]) -> tuple[str | None, str | None, bool]:
+def split_arguments(args: list[str]) -> tuple[str | None, str | None, bool]:
     """(scope, period, wrong) from the command's words, in either order."""
     scope = period = None
     words = list(args)
@@ -301,7 +301,7 @@ def _split(args: list[str]) -> tuple[str | None, str | None, bool]:
     return scope, period, False
 
 
-def _scope(text: str, org: Org) -> Scope | None:
+def parse_scope(text: str, org: Org) -> Scope | None:
     """`all`, a branch or region code, or `branch:X` / `region:X`, if it exists."""
     parsed = Scope.parse(text)
     if parsed is not None and parsed.kind != "all" and parsed.kind in ("branch", "region"):
@@ -316,7 +316,7 @@ def _scope(text: str, org: Org) -> Scope | None:
     return None
 
 
-def _windows(branches: Iterable[Branch], period: Period) -> list[store.Window]:
+def windows_for(branches: Iterable[Branch], period: Period) -> list[store.Window]:
     by_zone: dict[str, list[int]] = defaultdict(list)
     for branch in branches:
         by_zone[branch.timezone].append(branch.id)
@@ -346,7 +346,7 @@ def _scores(found: store.Figures, surveys: dict[int, Survey], locale: str) -> Sc
     for (_branch, survey_id, question_id, option), count in found.choices.items():
         survey = surveys[survey_id]
         choices[_label(survey, question_id, locale)][
-            _option(survey, question_id, option, locale)
+            option_label(survey, question_id, option, locale)
         ] += count
     stopped: Counter[str] = Counter()
     for (_branch, survey_id, reached), count in found.stopped.items():
@@ -385,12 +385,8 @@ def _label(survey: Survey, question_id: str, locale: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _option(survey: Survey, question_id: str, option_id: str, locale: str) -> str:
+def option_label(survey: Survey, question_id: str, option_id: str, locale: str) -> str:
     if not survey.has_question(question_id):
         return option_id
     option = survey.question(question_id).option(option_id)
     return option_id if option is None else localized(option.text, locale, survey.default_locale)
-
-
-async def _org(connection: AsyncConnection) -> Org:
-    return Org.of(await orgs.all_regions(connection), await orgs.all_branches(connection))

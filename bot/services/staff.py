@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.services.access import PERMISSIONS, Org, Role, Scope
 from bot.services.clock import Clock, system_clock
 from bot.services.i18n import resolve_locale
-from storage import audit, orgs
+from storage import audit
 from storage import staff as store
 from storage.audit import AuditEntry
 from storage.crypto import get_keyring
@@ -224,7 +224,7 @@ class StaffAccess:
 
         async def work(connection: AsyncConnection) -> Invited | Refused:
             at = self.clock()
-            org = await _org(connection)
+            org = await Org.load(connection)
             if not org.exists(scope):
                 return Refused("en", "unknown_scope", {"scope": str(scope)})
             invited = await self._new_invitation(
@@ -250,7 +250,7 @@ class StaffAccess:
             if role is None:
                 return Refused(locale, "unknown_role", {"role": role_text})
             scope = Scope.parse(scope_text)
-            org = await _org(connection)
+            org = await Org.load(connection)
             if scope is None or not org.exists(scope):
                 return Refused(locale, "unknown_scope", {"scope": scope_text})
             if role >= actor.role:
@@ -599,7 +599,7 @@ class StaffAccess:
 
     async def list_staff(self, who: Who) -> Outcome:
         async def body(connection: AsyncConnection, actor: Actor, at: datetime) -> Outcome:
-            org = await _org(connection)
+            org = await Org.load(connection)
             members = await store.in_scopes(connection, org.scopes_within(actor.scope))
             live = frozenset(await store.with_live_session(connection, [m.id for m in members], at))
             return StaffList(actor.member.locale, tuple(members), live)
@@ -661,7 +661,7 @@ class StaffAccess:
         """The staff member `number` names, if the actor may manage them at all."""
         locale = actor.member.locale
         member = await store.by_id(connection, int(number)) if number.isdigit() else None
-        org = await _org(connection)
+        org = await Org.load(connection)
         if member is None:
             return Refused(locale, "unknown_staff", {"number": number})
         if member.id == actor.member.id:
@@ -973,7 +973,3 @@ def _member_ref(member: StaffMember | None, who: Who) -> str:
 async def _staff_ref(connection: AsyncConnection, who: Who) -> str:
     member = await store.by_telegram_id(connection, who.telegram_id)
     return _member_ref(member, who)
-
-
-async def _org(connection: AsyncConnection) -> Org:
-    return Org.of(await orgs.all_regions(connection), await orgs.all_branches(connection))

@@ -15,6 +15,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from bot.errors import ConfigError
 from bot.services import i18n, keys
 from bot.services.conversation import Conversations
+from bot.services.exports import Exports
 from bot.services.personal_data import PersonalData
 from bot.services.privacy import load_notice
 from bot.services.results import Results
@@ -59,6 +60,7 @@ async def open_services(settings: Settings) -> Services:
         await db.dispose()
         raise
     staff = StaffAccess(db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours)
+    results = Results(db, catalog, staff, settings.zone)
     pacer = Pacer(settings.send_rate, settings.per_chat_rate, settings.per_chat_burst)
     return Services(
         settings,
@@ -68,7 +70,8 @@ async def open_services(settings: Settings) -> Services:
         pacer,
         PersonalData(db, catalog, settings),
         staff,
-        Results(db, catalog, staff, settings.zone),
+        results,
+        Exports(db, catalog, staff, results, settings.zone),
     )
 
 

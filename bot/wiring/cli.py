@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from bot.errors import SuaraError
 from bot.wiring.config import Settings, load_settings
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument("--scope", help="all (default), a branch or region code")
     results.add_argument("--period", help="7d, 30d (default), 2026-10 or 2026-10-01..2026-10-31")
     results.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    export = commands.add_parser("export", help="write responses to a CSV or XLSX file")
+    export.add_argument("--scope", help="all (default), a branch or region code")
+    export.add_argument("--period", help="7d, 30d (default), 2026-10 or 2026-10-01..2026-10-31")
+    export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    export.add_argument("--out", required=True, help="the file to write")
     commands.add_parser("rebuild-rollups", help="recompute the results roll-ups from the answers")
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain")
     verify.add_argument("--head", help="a chain head recorded earlier, as ROWS:HASH")
@@ -71,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _staff_invite(settings, args.role, args.scope, args.name))
         if args.command == "results":
             return _run(lambda: _results(settings, args.scope, args.period, as_json=args.json))
+        if args.command == "export":
+            return _run(lambda: _export(settings, args.scope, args.period, args.format, args.out))
         if args.command == "rebuild-rollups":
             return _run(lambda: _rebuild_rollups(settings))
         if args.command == "audit-verify":
@@ -176,23 +184,32 @@ async def _staff_invite(
     return 0
 
 
-async def _results(
-    settings: Settings, scope: str | None, period: str | None, *, as_json: bool
-) -> int:
-    import json
-
+@contextlib.contextmanager
+def _figures_refused(scope: str | None, period: str | None) -> Iterator[None]:
+    """A scope or period the results cannot use, as one sentence."""
     from bot.services.results import BadPeriod, BadScope
-    from bot.wiring.app import open_services
 
-    services = await open_services(settings)
     try:
-        summary = await services.results.for_operator(scope, period)
+        yield
     except BadScope:
         raise SuaraError(f"There is no branch or region {scope!r}.") from None
     except BadPeriod:
         raise SuaraError(
             f"Period {period!r} is not 7d, 30d, 2026-10 or 2026-10-01..2026-10-31."
         ) from None
+
+
+async def _results(
+    settings: Settings, scope: str | None, period: str | None, *, as_json: bool
+) -> int:
+    import json
+
+    from bot.wiring.app import open_services
+
+    services = await open_services(settings)
+    try:
+        with _figures_refused(scope, period):
+            summary = await services.results.for_operator(scope, period)
     finally:
         await services.db.dispose()
     figures = summary.to_json()
@@ -209,6 +226,24 @@ async def _results(
         print(f"  CSAT {line['question']} (1-{line['scale']}): mean {line['mean']}")
     for branch in figures["branches"]:
         print(f"  {branch['code']}: {branch['responses']} responses, NPS {branch['nps']['score']}")
+    return 0
+
+
+async def _export(
+    settings: Settings, scope: str | None, period: str | None, fmt: str, out: str
+) -> int:
+    import shutil
+
+    from bot.wiring.app import open_services
+
+    services = await open_services(settings)
+    try:
+        with _figures_refused(scope, period):
+            written = await services.exports.for_operator(scope, period, fmt)  # type: ignore[arg-type]
+    finally:
+        await services.db.dispose()
+    shutil.move(written.path, out)
+    print(f"Wrote {written.rows} responses to {out}.")
     return 0
 
 

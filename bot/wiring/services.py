@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.services.conversation import Conversations
+from bot.services.exports import Exports
 from bot.services.personal_data import PersonalData
 from bot.services.results import Results
 from bot.services.staff import StaffAccess
@@ -24,3 +25,4 @@ class Services:
     personal_data: PersonalData
     staff: StaffAccess
     results: Results
+    exports: Exports

@@ -22,7 +22,7 @@ from telegram.ext import (
 from bot.services.staff import EnrolmentStarted, NotPending
 from handlers.context import Context
 from handlers.staff import render
-from handlers.staff.common import delete, show, who
+from handlers.staff.common import delete, paced, show, who
 
 PRIVATE = filters.ChatType.PRIVATE
 CODE = re.compile(r"^\s*(\d{6})\s*$")
@@ -40,13 +40,15 @@ async def open_invitation(update: Update, context: Context) -> None:
     chat_id = update.effective_chat.id
     image = io.BytesIO()
     segno.make(outcome.uri, error="m").save(image, kind="png", scale=8, border=4)
-    photo = await context.bot.send_photo(
-        chat_id,
-        image.getvalue(),
-        caption=render.enrol_caption(outcome.locale, outcome.role, outcome.scope),
+    caption = render.enrol_caption(outcome.locale, outcome.role, outcome.scope)
+    photo = await paced(
+        context, chat_id, lambda: context.bot.send_photo(chat_id, image.getvalue(), caption=caption)
     )
-    secret = await context.bot.send_message(
-        chat_id, render.enrol_secret(outcome.locale, outcome.secret), parse_mode=ParseMode.HTML
+    text = render.enrol_secret(outcome.locale, outcome.secret)
+    secret = await paced(
+        context,
+        chat_id,
+        lambda: context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML),
     )
     await context.services.staff.note_secret_messages(
         who(update), outcome.invitation_id, [photo.message_id, secret.message_id]

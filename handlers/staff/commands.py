@@ -41,6 +41,12 @@ COMMANDS: tuple[StaffCommand, ...] = (
         "/results [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31]",
         N_("Results for your branches"),
     ),
+    StaffCommand(
+        "export",
+        "export.read",
+        "/export [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31] [csv|xlsx]",
+        N_("Responses as a CSV or XLSX file"),
+    ),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}

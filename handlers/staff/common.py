@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from telegram import Update
 from telegram.constants import ChatType, ParseMode
@@ -35,6 +37,7 @@ from handlers.staff.commands import BY_NAME
 from handlers.staff.menus import show_customer_menu, show_staff_menu
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def who(update: Update) -> Who:
@@ -53,13 +56,18 @@ def invitation_link(context: Context, token: str) -> str:
     return f"https://t.me/{context.bot.username}?start=s_{token}"
 
 
+async def paced(context: Context, chat_id: int, call: Callable[[], Awaitable[T]]) -> T:
+    """A Bot API call within the bot's rate budget, waiting out a flood wait."""
+    return await with_flood_wait(call, context.services.pacer, chat_id)
+
+
 async def say(context: Context, chat_id: int, text: str) -> int | None:
     """Send HTML text; the new message's id, or None if the chat cannot be reached."""
     try:
-        message = await with_flood_wait(
-            lambda: context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML),
-            context.services.pacer,
+        message = await paced(
+            context,
             chat_id,
+            lambda: context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML),
         )
     except Forbidden:
         log.info("a staff chat could not be reached")

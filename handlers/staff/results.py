@@ -1,20 +1,21 @@
-"""`/results`: the summary as text in the reader's language, with its chart."""
+"""`/results` and `/export`: the summary as text in the reader's language with its chart,
+and the responses as a document."""
 
 from __future__ import annotations
 
 import html
 
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.ext import Application, CommandHandler
 
 from bot.services.charts import summary_chart
+from bot.services.exports import ExportFile
 from bot.services.i18n import fixed, ngettext, number, percent, use_locale
 from bot.services.i18n import gettext as _
 from bot.services.results import Scores, Summary
 from handlers.context import Context
 from handlers.staff import render
-from handlers.staff.common import show, who
+from handlers.staff.common import paced, say, show, who
 
 MAX_BRANCH_LINES = 20  # a Telegram message holds 4,096 characters
 
@@ -127,9 +128,36 @@ async def results(update: Update, context: Context) -> None:
         return
     assert update.effective_chat is not None
     chat_id = update.effective_chat.id
-    await context.bot.send_message(chat_id, summary_text(outcome), parse_mode=ParseMode.HTML)
-    await context.bot.send_photo(chat_id, summary_chart(outcome))
+    await say(context, chat_id, summary_text(outcome))
+    chart = summary_chart(outcome)
+    await paced(context, chat_id, lambda: context.bot.send_photo(chat_id, chart))
+
+
+async def export(update: Update, context: Context) -> None:
+    """Sends the responses in scope as a CSV or XLSX document."""
+    outcome = await context.services.exports.for_staff(who(update), list(context.args or []))
+    if not isinstance(outcome, ExportFile):
+        await show(update, context, outcome, "export")
+        return
+    assert update.effective_chat is not None
+    try:
+        with use_locale(outcome.locale):
+            caption = ngettext("{count} response", "{count} responses", outcome.rows).format(
+                count=number(outcome.rows, 0)
+            )
+        chat_id = update.effective_chat.id
+        content = outcome.path.read_bytes()
+        await paced(
+            context,
+            chat_id,
+            lambda: context.bot.send_document(
+                chat_id, content, filename=outcome.filename, caption=caption
+            ),
+        )
+    finally:
+        outcome.path.unlink(missing_ok=True)
 
 
 def register(app: Application, group: int) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("results", results), group)
+    app.add_handler(CommandHandler("export", export), group)

@@ -3,6 +3,9 @@ in Bahasa Indonesia with a chart, and a request outside their scope is refused a
 
 from __future__ import annotations
 
+import csv
+import io
+import zipfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -115,3 +118,59 @@ async def test_rollups_kept_by_the_answer_path_equal_a_rebuild(
     async with services.db.transaction() as connection:
         await store.rebuild(connection)
     assert await table() == kept
+
+
+async def test_exports_stream_responses_with_labels_in_the_readers_language(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    await _answer(emulator.user(961, "Eka"), consent, "2")
+    await _answer(emulator.user(962, "Fajar"), consent, "9")
+    clock = FakeClock(datetime.now(UTC))
+    services.staff.clock = clock
+    viewer = await add_staff(services, emulator.user(970, "Vina"), Role.VIEWER, "branch:JKT01")
+    async with services.db.transaction() as connection:
+        await connection.execute(
+            sa.update(staff).where(staff.c.id == viewer.id).values(locale="id")
+        )
+    await viewer.user.send_text(f"/login {code(viewer.secret, clock)}")
+    await viewer.user.wait_for(lambda m: "masuk sebagai" in m.body)
+
+    await viewer.user.send_text("/export JKT01 7d csv")
+    sent = await viewer.user.wait_for(lambda m: m.document is not None)
+    assert sent.document["file_name"].endswith(".csv") and "2 respons" in sent.body
+    rows = list(csv.reader(io.StringIO(sent.content.decode("utf-8-sig"))))  # type: ignore[union-attr]
+    header, body = rows[0], rows[1:]
+    assert header[:4] == ["Respons", "Cabang", "Selesai (waktu cabang)", "Survei"]
+    assert "Apa alasan utama di balik nilai yang Anda berikan?" in header
+    assert len(body) == 2 and {row[1] for row in body} == {"JKT01"}
+    reason = header.index("Apa alasan utama di balik nilai yang Anda berikan?")
+    assert sorted(row[reason] for row in body) == ["", "Antrean terlalu lama"]
+
+    await viewer.user.send_text("/export xlsx")
+    book = await viewer.user.wait_for(lambda m: m.document is not None)
+    with zipfile.ZipFile(io.BytesIO(book.content)) as archive:  # type: ignore[arg-type]
+        workbook = archive.read("xl/workbook.xml").decode()
+        strings = (
+            archive.read("xl/sharedStrings.xml").decode()
+            if "xl/sharedStrings.xml" in archive.namelist()
+            else ""
+        )
+        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert 'name="Respons"' in workbook and 'name="Ringkasan"' in workbook
+    assert "Antrean terlalu lama" in strings + sheet
+
+    await viewer.user.send_text("/export MKS01")
+    assert "di luar cakupan" in (await viewer.user.next_reply()).body
+    await viewer.user.send_text("/export csv xlsx")
+    assert "Cara pakai: /export" in (await viewer.user.next_reply()).body
+    async with services.db.transaction() as connection:
+        outcomes = (
+            (
+                await connection.execute(
+                    sa.select(audit_log.c.outcome).where(audit_log.c.action == "export.read")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert outcomes == ["allowed", "allowed", "refused", "refused"]

@@ -39,6 +39,7 @@ RECIPES: dict[str, tuple[bool, Recipe]] = {
     "staff_on": (True, lambda n, inside: f"{n}"),
     "staff_reset": (True, lambda n, inside: f"{n}"),
     "results": (True, lambda n, inside: "JKT01 7d" if inside else "MKS01 7d"),
+    "export": (True, lambda n, inside: "JKT01 7d csv" if inside else "MKS01 7d csv"),
 }
 
 
