@@ -6,6 +6,7 @@ SQLite runs in WAL mode with one pooled connection: on two cores one writer beat
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,59 @@ from storage.group_commit import GroupCommitter
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 OVERFLOW = 4  # PostgreSQL connections beyond the pool, opened only while they are needed
+# SQLite errors after which its connection is of no further use (the pool opens another).
+_BROKEN_SQLITE = re.compile(
+    r"readonly database|disk I/O error|database disk image is malformed|unable to open database"
+    r"|closed database",
+    re.IGNORECASE,
+)
+# PostgreSQL error classes of an outage: connection, resources, operator intervention (also
+# statement_timeout), system; and a lock not available (lock_timeout), a read-only server.
+_OUTAGE_SQLSTATES = ("08", "53", "57", "58", "55P03", "25006")
+UNREACHABLE = (OSError, sa.exc.DBAPIError)  # connecting failed: refused, no such host, no db
+
+
+def unreachable(url: str, error: BaseException) -> str:
+    """One sentence for a database that cannot be reached, without the password."""
+    return (
+        f"The database at {_shown(url)} cannot be reached ({describe(error)}): "
+        "check DATABASE_URL and that the server is running."
+    )
+
+
+def unwritable(url: str, error: BaseException) -> str:
+    """One sentence for a database that answers but takes no writes."""
+    return (
+        f"The database at {_shown(url)} takes no writes ({describe(error)}): check the file's "
+        "permissions and the free disk space, or the server's state."
+    )
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_outage(error: BaseException) -> bool:
+    """A fault of the database, not of the work: unreachable, locked, read-only, out of space,
+    timed out. The same work may succeed once the database recovers."""
+    if isinstance(error, OSError | TimeoutError):
+        return True
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated or isinstance(
+        error, sa.exc.OperationalError | sa.exc.InterfaceError
+    ):
+        return True
+    cause = getattr(error.orig, "__cause__", None)
+    state = getattr(error.orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES)
+
+
+def describe(error: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's wrapping (no SQL, no parameters)."""
+    cause = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -51,6 +105,13 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_reset_on_return=None,
         hide_parameters=True,
     )
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _replace_broken(context: sa.engine.ExceptionContext) -> None:
+        # A connection opened while the file was read-only, or that met a disk error, fails
+        # every write from then on: let the pool throw it away and open a fresh one.
+        if _BROKEN_SQLITE.search(str(context.original_exception)):
+            context.is_disconnect = True
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -121,6 +182,14 @@ class Database:
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
+
+    async def check_writable(self) -> None:
+        """Write a row and roll it back: raises when the database takes no writes now."""
+        async with self.engine.connect() as connection, connection.begin() as transaction:
+            await connection.execute(
+                sa.text("INSERT INTO meta (key, value) VALUES ('write_probe', '')")
+            )
+            await transaction.rollback()
 
     async def dispose(self) -> None:
         await self._group.close()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from telegram import Update
-from telegram.error import InvalidToken, NetworkError
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
 from bot.errors import ConfigError, SuaraError
@@ -96,12 +96,16 @@ async def _serve_webhook(
     await web.TCPSite(site, webhook.host, webhook.port, reuse_port=shared or None).start()
     if not primary:
         return site
-    await app.bot.set_webhook(
-        url=webhook.public_url.rstrip("/") + WEBHOOK_PATH,
-        secret_token=webhook.secret,
-        allowed_updates=ALLOWED_UPDATES,
-        max_connections=min(100, concurrency * 2),
-    )
+    try:
+        await app.bot.set_webhook(
+            url=webhook.public_url.rstrip("/") + WEBHOOK_PATH,
+            secret_token=webhook.secret,
+            allowed_updates=ALLOWED_UPDATES,
+            max_connections=min(100, concurrency * 2),
+        )
+    except BaseException:
+        await site.cleanup()  # free the port: the caller never saw this site
+        raise
     return site
 
 
@@ -142,13 +146,8 @@ async def _serve_one(settings: Settings, hook: Webhook | None, *, worker: int = 
                 f", worker {worker + 1} of {settings.workers}" if settings.workers > 1 else "",
             )
             await stop.wait()
-    except InvalidToken:
-        raise ConfigError("The Bot API refused BOT_TOKEN: check it with @BotFather.") from None
-    except NetworkError as error:
-        raise ConfigError(
-            f"The Bot API at {settings.telegram_api_url} cannot be reached ({error.message}): "
-            "check TELEGRAM_API_URL and the network."
-        ) from None
+    except TelegramError as error:
+        raise ConfigError(bot_api_failure(settings, error)) from None
     finally:
         await services.db.dispose()
 
@@ -186,6 +185,23 @@ async def supervise(settings: Settings, hook: Webhook, stop: asyncio.Event | Non
     failed = [p.name for p in workers if p.exitcode not in (0, -signal.SIGTERM)]
     if failed and not stop.is_set():
         raise ConfigError(f"Worker {failed[0]} stopped unexpectedly; see its log above.")
+
+
+def bot_api_failure(settings: Settings, error: TelegramError) -> str:
+    """One sentence telling a Bot API that cannot be reached from one that refused a call:
+    the fix differs (the network or TELEGRAM_API_URL, against the token or WEBHOOK_URL)."""
+    api = settings.telegram_api_url
+    if isinstance(error, InvalidToken):
+        return "The Bot API refused BOT_TOKEN: check it with @BotFather."
+    if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+        return (
+            f"The Bot API at {api} cannot be reached ({error.message}): "
+            "check TELEGRAM_API_URL and the network."
+        )
+    return (
+        f"The Bot API at {api} refused a call ({error.message}): "
+        "check WEBHOOK_URL and the bot's settings with @BotFather."
+    )
 
 
 def _stop_on_signals() -> asyncio.Event:
