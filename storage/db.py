@@ -7,8 +7,10 @@ SQLite runs in WAL mode with one pooled connection: on two cores one writer beat
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +38,12 @@ _OUTAGE_SQLSTATES = ("08", "53", "57", "58", "55P03", "25006")
 UNREACHABLE = (OSError, sa.exc.DBAPIError)  # connecting failed: refused, no such host, no db
 
 
+def sqlite_connection_broken(error: BaseException) -> bool:
+    """After this SQLite error its connection is of no further use: opened while the file was
+    read-only, or past a disk error. The pool should open a fresh one."""
+    return bool(_BROKEN_SQLITE.search(str(error)))
+
+
 def unreachable(url: str, error: BaseException) -> str:
     """One sentence for a database that cannot be reached, without the password."""
     return (
@@ -58,18 +66,21 @@ def _shown(url: str) -> str:
 
 def is_outage(error: BaseException) -> bool:
     """A fault of the database, not of the work: unreachable, locked, read-only, out of space,
-    timed out. The same work may succeed once the database recovers."""
-    if isinstance(error, OSError | TimeoutError):
+    timed out. The same work may succeed once the database recovers. Prepared statements
+    (storage.prepared) raise the drivers' own errors, so those count too."""
+    if isinstance(error, OSError | TimeoutError | sqlite3.OperationalError):
         return True
-    if not isinstance(error, sa.exc.DBAPIError):
-        return False
-    if error.connection_invalidated or isinstance(
-        error, sa.exc.OperationalError | sa.exc.InterfaceError
-    ):
-        return True
-    cause = getattr(error.orig, "__cause__", None)
-    state = getattr(error.orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
-    return isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES)
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated or isinstance(
+            error, sa.exc.OperationalError | sa.exc.InterfaceError
+        ):
+            return True
+        error = error.orig if error.orig is not None else error
+    for candidate in (error, error.__cause__):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES):
+            return True
+    return False
 
 
 def describe(error: BaseException) -> str:
@@ -79,7 +90,23 @@ def describe(error: BaseException) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+@dataclass(frozen=True)
+class Timeouts:
+    """PostgreSQL's limits per statement and per lock wait, in seconds (0: none), so that a
+    locked table or a stuck query fails the update fast (Telegram delivers it again)
+    instead of holding it, and a connection, for as long as the lock lasts."""
+
+    statement: float = 30.0
+    lock: float = 5.0
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "statement_timeout": str(round(self.statement * 1000)),
+            "lock_timeout": str(round(self.lock * 1000)),
+        }
+
+
+def create_engine(url: str, *, pool_size: int = 10, timeouts: Timeouts = Timeouts()) -> AsyncEngine:
     """Build the engine; for SQLite create the file's folder and set the pragmas."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -92,6 +119,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             max_overflow=OVERFLOW,
             hide_parameters=True,
             pool_recycle=1800,
+            connect_args={"server_settings": timeouts.server_settings()},
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +138,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     def _replace_broken(context: sa.engine.ExceptionContext) -> None:
         # A connection opened while the file was read-only, or that met a disk error, fails
         # every write from then on: let the pool throw it away and open a fresh one.
-        if _BROKEN_SQLITE.search(str(context.original_exception)):
+        if sqlite_connection_broken(context.original_exception):
             context.is_disconnect = True
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -128,9 +156,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 class Database:
     """One engine plus the ways to use it: a transaction, or a unit in a group commit."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, timeouts: Timeouts = Timeouts()) -> None:
         self.url = url
-        self.engine = create_engine(url, pool_size=pool_size)
+        self.engine = create_engine(url, pool_size=pool_size, timeouts=timeouts)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._group = GroupCommitter(self.engine)
 
@@ -163,6 +191,7 @@ class Database:
     async def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to `revision` with Alembic, on this engine's connection."""
         async with self.engine.begin() as connection:
+            await _no_timeouts(connection)
             await connection.run_sync(_run_alembic, "upgrade", revision)
 
     async def downgrade(self, revision: str) -> None:
@@ -194,6 +223,13 @@ class Database:
     async def dispose(self) -> None:
         await self._group.close()
         await self.engine.dispose()
+
+
+async def _no_timeouts(connection: AsyncConnection) -> None:
+    """A migration may rewrite a large table and wait for traffic to drain: no limits."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(sa.text("SET LOCAL statement_timeout = 0"))
+        await connection.execute(sa.text("SET LOCAL lock_timeout = 0"))
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

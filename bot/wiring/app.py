@@ -27,7 +27,7 @@ from handlers.context import SERVICES_KEY, Context
 from handlers.errors import on_error
 from handlers.render import COMMAND_HELP
 from storage import updates
-from storage.db import UNREACHABLE, Database, unreachable, unwritable
+from storage.db import UNREACHABLE, Database, Timeouts, unreachable, unwritable
 from storage.models import now
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,11 @@ async def open_services(settings: Settings) -> Services:
     # Each update in flight holds a connection for its unit of work; jobs and the health
     # check take a few more. A smaller pool would open and close connections under load.
     try:
-        db = Database(settings.database_url, pool_size=settings.concurrent_updates + 4)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.concurrent_updates + 4,
+            timeouts=Timeouts(settings.db_statement_timeout, settings.db_lock_timeout),
+        )
     except OSError as error:  # SQLite's folder cannot be made
         raise ConfigError(unreachable(settings.database_url, error)) from None
     try:

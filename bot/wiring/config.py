@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=365, ge=1, le=3650)
     purge_time: str = "02:30"
     resubmit_after_hours: int = Field(default=24, ge=0, le=24 * 365)
+    db_statement_timeout: float = Field(default=30.0, ge=0, le=3600)  # seconds; 0: none
+    db_lock_timeout: float = Field(default=5.0, ge=0, le=3600)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("bot_token")

@@ -15,12 +15,15 @@ import logging
 import multiprocessing
 import secrets
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
 from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
@@ -44,6 +47,33 @@ class Webhook:
     host: str
     port: int
     secret: str
+    tls_cert: Path | None = None  # with tls_key: serve HTTPS directly
+    tls_key: Path | None = None
+
+    def tls(self) -> ssl.SSLContext | None:
+        """The HTTPS context, or None for plain HTTP behind a TLS proxy; ConfigError in one
+        sentence when the files do not make one."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            reason = getattr(error, "reason", None) or error.strerror or type(error).__name__
+            raise ConfigError(
+                f"Settings TLS_CERT ({self.tls_cert}) and TLS_KEY ({self.tls_key}) do not "
+                f"load as a certificate and its key ({reason})."
+            ) from None
+        return context
+
+    def self_signed_certificate(self) -> bytes | None:
+        """The certificate to upload with setWebhook, which Telegram then trusts: only one
+        that no authority signed (its issuer is itself)."""
+        if self.tls_cert is None:
+            return None
+        data = self.tls_cert.read_bytes()
+        certificate = x509.load_pem_x509_certificate(data)
+        return data if certificate.issuer == certificate.subject else None
 
 
 @asynccontextmanager
@@ -93,7 +123,10 @@ async def _serve_webhook(
     )
     await site.setup()
     shared = settings.workers > 1
-    await web.TCPSite(site, webhook.host, webhook.port, reuse_port=shared or None).start()
+    tls = webhook.tls()
+    await web.TCPSite(
+        site, webhook.host, webhook.port, reuse_port=shared or None, ssl_context=tls
+    ).start()
     if not primary:
         return site
     try:
@@ -102,6 +135,7 @@ async def _serve_webhook(
             secret_token=webhook.secret,
             allowed_updates=ALLOWED_UPDATES,
             max_connections=min(100, concurrency * 2),
+            certificate=webhook.self_signed_certificate(),
         )
     except BaseException:
         await site.cleanup()  # free the port: the caller never saw this site
@@ -127,7 +161,17 @@ async def serve(settings: Settings, *, webhook: bool) -> None:
             if settings.webhook_secret
             else secrets.token_urlsafe(32)
         )
-        hook = Webhook(settings.webhook_url, settings.listen_host, settings.listen_port, secret)
+        if (settings.tls_cert is None) != (settings.tls_key is None):
+            raise ConfigError("Settings TLS_CERT and TLS_KEY go together: set both or neither.")
+        hook = Webhook(
+            settings.webhook_url,
+            settings.listen_host,
+            settings.listen_port,
+            secret,
+            settings.tls_cert,
+            settings.tls_key,
+        )
+        hook.tls()  # a certificate that does not load stops start-up here, in one sentence
     if settings.workers > 1:
         assert hook is not None
         await supervise(settings, hook)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from bot.services.conversation import Conversations
 from bot.services.personal_data import PersonalData
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
 from bot.wiring.config import Settings
+from bot.wiring.logs import FaultTally
 from storage.db import Database
+
+
+def _database_outages() -> FaultTally:
+    return FaultTally(logging.getLogger("suara"), "the database is unavailable")
 
 
 @dataclass(frozen=True)
@@ -20,3 +26,4 @@ class Services:
     conversations: Conversations
     pacer: Pacer
     personal_data: PersonalData
+    outages: FaultTally = field(default_factory=_database_outages)

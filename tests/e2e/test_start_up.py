@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.errors import ConfigError
@@ -16,6 +17,7 @@ from bot.wiring.runner import Webhook, _serve_one, running
 from bot.wiring.services import Services
 from storage.crypto import create_key_file, set_keyring
 from storage.models import branches
+from tests.conftest import BACKEND
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 
@@ -91,4 +93,22 @@ async def test_a_bot_api_that_refuses_is_not_called_unreachable(
     message = str(caught.value)
     assert "refused a call" in message and "https url must be provided" in message.lower()
     assert "cannot be reached" not in message
+    set_keyring(None)
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="a read-only PostgreSQL database")
+async def test_a_database_that_takes_no_writes_stops_start_up(
+    services: Services, bot_settings: Settings
+) -> None:
+    name = make_url(bot_settings.database_url).database
+    async with services.db.engine.connect() as connection:
+        await connection.execute(
+            sa.text(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        )
+        await connection.commit()
+    with pytest.raises(ConfigError) as caught:
+        await open_services(bot_settings)
+    message = str(caught.value)
+    assert "takes no writes (cannot execute INSERT in a read-only transaction)" in message
+    assert "\n" not in message
     set_keyring(None)
