@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from bot.errors import SuaraError
+from bot.errors import ConfigError, SuaraError
 from bot.wiring.config import Settings, load_settings
 from bot.wiring.logs import configure_logging
 
@@ -118,10 +118,14 @@ async def _init(settings: Settings, *, example: bool) -> int:
 
 async def _rotate_key(settings: Settings) -> int:
     from bot.services import keys
-    from storage.db import Database
+    from storage.db import UNREACHABLE, Database, unreachable
 
     db = Database(settings.database_url)
     try:
+        try:
+            await db.ping()
+        except UNREACHABLE as error:
+            raise ConfigError(unreachable(settings.database_url, error)) from None
         await db.upgrade()
         count = await keys.rotate(settings, db)
     finally:

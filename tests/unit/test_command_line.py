@@ -117,6 +117,12 @@ def test_an_unreachable_postgresql_is_one_sentence(tmp_path: Path) -> None:
     line = _one_sentence(started.stderr)
     assert "cannot be reached" in line and "s3cret" not in line and "127.0.0.1:1" in line
 
+    rotated = _run(
+        sys.executable, str(ROOT / "run_bot.py"), "rotate-key",
+        env=_env(tmp_path, DATABASE_URL=UNREACHABLE_PG), cwd=tmp_path,
+    )
+    assert rotated.returncode == 2 and "cannot be reached" in _one_sentence(rotated.stderr)
+
     migrated = _run(
         str(Path(sys.executable).parent / "alembic"), "upgrade", "head",
         env=_env(tmp_path, DATABASE_URL=UNREACHABLE_PG), cwd=ROOT,
