@@ -11,6 +11,7 @@ from bot.services.i18n import gettext as _
 from bot.services.i18n import resolve_locale, use_locale
 from bot.transport import webhook_reply
 from handlers.context import Context
+from storage.db import describe, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,12 @@ async def on_error(update: object, context: Context) -> None:
     if isinstance(error, Forbidden):
         log.info("update %s: the user blocked the bot", update_id)
         return
-    log.error("update %s failed", update_id, exc_info=error)
-    if not isinstance(error, TelegramError) and webhook_reply.fail():
+    outage = is_outage(error)
+    if outage:  # one log line per interval, not a traceback per update
+        context.services.outages.record(describe(error))
+    else:
+        log.error("update %s failed", update_id, exc_info=error)
+    if not isinstance(error, TelegramError) and webhook_reply.fail(outage=outage):
         return  # Telegram delivers it again; a unit that did commit then counts as a duplicate
     if (
         not isinstance(update, Update)

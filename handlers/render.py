@@ -187,7 +187,11 @@ def language_set(locale: str) -> Reply:
 
 def completed(outcome: Completed) -> Reply:
     survey = outcome.survey
-    return Reply(html.escape(localized(survey.outro, outcome.locale, survey.default_locale)))
+    text = html.escape(localized(survey.outro, outcome.locale, survey.default_locale))
+    if outcome.follow_up:
+        with use_locale(outcome.locale):
+            text += "\n\n" + gettext("Our team will review your answers and follow up with you.")
+    return Reply(text)
 
 
 def question(outcome: Question) -> Reply:

@@ -6,8 +6,11 @@ SQLite runs in WAL mode with one pooled connection: on two cores one writer beat
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,9 +26,87 @@ from storage.group_commit import GroupCommitter
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 OVERFLOW = 4  # PostgreSQL connections beyond the pool, opened only while they are needed
+# SQLite errors after which its connection is of no further use (the pool opens another).
+_BROKEN_SQLITE = re.compile(
+    r"readonly database|disk I/O error|database disk image is malformed|unable to open database"
+    r"|closed database",
+    re.IGNORECASE,
+)
+# PostgreSQL error classes of an outage: connection, resources, operator intervention (also
+# statement_timeout), system; and a lock not available (lock_timeout), a read-only server.
+_OUTAGE_SQLSTATES = ("08", "53", "57", "58", "55P03", "25006")
+UNREACHABLE = (OSError, sa.exc.DBAPIError)  # connecting failed: refused, no such host, no db
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def sqlite_connection_broken(error: BaseException) -> bool:
+    """After this SQLite error its connection is of no further use: opened while the file was
+    read-only, or past a disk error. The pool should open a fresh one."""
+    return bool(_BROKEN_SQLITE.search(str(error)))
+
+
+def unreachable(url: str, error: BaseException) -> str:
+    """One sentence for a database that cannot be reached, without the password."""
+    return (
+        f"The database at {_shown(url)} cannot be reached ({describe(error)}): "
+        "check DATABASE_URL and that the server is running."
+    )
+
+
+def unwritable(url: str, error: BaseException) -> str:
+    """One sentence for a database that answers but takes no writes."""
+    return (
+        f"The database at {_shown(url)} takes no writes ({describe(error)}): check the file's "
+        "permissions and the free disk space, or the server's state."
+    )
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_outage(error: BaseException) -> bool:
+    """A fault of the database, not of the work: unreachable, locked, read-only, out of space,
+    timed out. The same work may succeed once the database recovers. Prepared statements
+    (storage.prepared) raise the drivers' own errors, so those count too."""
+    if isinstance(error, OSError | TimeoutError | sqlite3.OperationalError):
+        return True
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated or isinstance(
+            error, sa.exc.OperationalError | sa.exc.InterfaceError
+        ):
+            return True
+        error = error.orig if error.orig is not None else error
+    for candidate in (error, error.__cause__):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES):
+            return True
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's wrapping (no SQL, no parameters)."""
+    cause = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """PostgreSQL's limits per statement and per lock wait, in seconds (0: none), so that a
+    locked table or a stuck query fails the update fast (Telegram delivers it again)
+    instead of holding it, and a connection, for as long as the lock lasts."""
+
+    statement: float = 30.0
+    lock: float = 5.0
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "statement_timeout": str(round(self.statement * 1000)),
+            "lock_timeout": str(round(self.lock * 1000)),
+        }
+
+
+def create_engine(url: str, *, pool_size: int = 10, timeouts: Timeouts = Timeouts()) -> AsyncEngine:
     """Build the engine; for SQLite create the file's folder and set the pragmas."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -38,6 +119,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             max_overflow=OVERFLOW,
             hide_parameters=True,
             pool_recycle=1800,
+            connect_args={"server_settings": timeouts.server_settings()},
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +133,13 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_reset_on_return=None,
         hide_parameters=True,
     )
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _replace_broken(context: sa.engine.ExceptionContext) -> None:
+        # A connection opened while the file was read-only, or that met a disk error, fails
+        # every write from then on: let the pool throw it away and open a fresh one.
+        if sqlite_connection_broken(context.original_exception):
+            context.is_disconnect = True
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -67,9 +156,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 class Database:
     """One engine plus the ways to use it: a transaction, or a unit in a group commit."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, timeouts: Timeouts = Timeouts()) -> None:
         self.url = url
-        self.engine = create_engine(url, pool_size=pool_size)
+        self.engine = create_engine(url, pool_size=pool_size, timeouts=timeouts)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._group = GroupCommitter(self.engine)
 
@@ -102,6 +191,7 @@ class Database:
     async def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to `revision` with Alembic, on this engine's connection."""
         async with self.engine.begin() as connection:
+            await _no_timeouts(connection)
             await connection.run_sync(_run_alembic, "upgrade", revision)
 
     async def downgrade(self, revision: str) -> None:
@@ -122,9 +212,24 @@ class Database:
         async with self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
+    async def check_writable(self) -> None:
+        """Write a row and roll it back: raises when the database takes no writes now."""
+        async with self.engine.connect() as connection, connection.begin() as transaction:
+            await connection.execute(
+                sa.text("INSERT INTO meta (key, value) VALUES ('write_probe', '')")
+            )
+            await transaction.rollback()
+
     async def dispose(self) -> None:
         await self._group.close()
         await self.engine.dispose()
+
+
+async def _no_timeouts(connection: AsyncConnection) -> None:
+    """A migration may rewrite a large table and wait for traffic to drain: no limits."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(sa.text("SET LOCAL statement_timeout = 0"))
+        await connection.execute(sa.text("SET LOCAL lock_timeout = 0"))
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -19,6 +19,7 @@ They run on the driver connection under the caller's `AsyncConnection`:
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +28,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.db import sqlite_connection_broken
 
 Processor = Callable[[Any], Any] | None
 
@@ -149,12 +152,28 @@ class _SQLite:
         self._sqlite = driver._conn  # aiosqlite keeps it private; it was opened for any thread
 
     async def fetch(self, connection: AsyncConnection, sql: str, arguments: list[Any]) -> Any:
-        return self._sqlite.execute(sql, arguments).fetchall()
+        try:
+            return self._sqlite.execute(sql, arguments).fetchall()
+        except sqlite3.Error as error:
+            await _replace_if_broken(connection, sql, error)
+            raise
 
     async def executemany(
         self, connection: AsyncConnection, sql: str, arguments: list[list[Any]]
     ) -> None:
-        self._sqlite.executemany(sql, arguments).close()
+        try:
+            self._sqlite.executemany(sql, arguments).close()
+        except sqlite3.Error as error:
+            await _replace_if_broken(connection, sql, error)
+            raise
+
+
+async def _replace_if_broken(connection: AsyncConnection, sql: str, error: Exception) -> None:
+    """A connection that is of no further use (see storage.db) is invalidated, as SQLAlchemy
+    does on its own path, so that the pool opens a fresh one and writes resume by themselves."""
+    if sqlite_connection_broken(error):
+        await connection.invalidate()
+        raise sa.exc.DBAPIError(sql, None, error, connection_invalidated=True) from error
 
 
 class _Postgres:

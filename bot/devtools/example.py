@@ -32,8 +32,18 @@ BRANCHES = (
 DIGITAL_SURVEY = "digital_banking"
 
 
-async def load_example(connection: AsyncConnection) -> list[str]:
-    """Create (or refresh) the example organisation; returns the deep-link payloads to try."""
+@dataclass(frozen=True)
+class ExampleLink:
+    """A deep-link payload to try and what it opens: a branch's poster (its survey is
+    DEFAULT_SURVEY, `survey_key` None) or a survey link."""
+
+    payload: str
+    survey_key: str | None
+    branch: str | None = None
+
+
+async def load_example(connection: AsyncConnection) -> list[ExampleLink]:
+    """Create (or refresh) the example organisation; returns the deep links to try."""
     regions = {
         code: await orgs.ensure_region(connection, code, name) for code, name in REGIONS.items()
     }
@@ -41,10 +51,12 @@ async def load_example(connection: AsyncConnection) -> list[str]:
         await orgs.ensure_branch(
             connection, branch.code, branch.name, regions[branch.region], branch.timezone
         )
-    payloads = [f"b_{branch.code}" for branch in BRANCHES]
+    payloads = [
+        ExampleLink(f"b_{branch.code}", None, branch.name) for branch in BRANCHES
+    ]
     existing = [
         link for link in await survey_store.links(connection) if link.survey_key == DIGITAL_SURVEY
     ]
     link = existing[0] if existing else await survey_store.create_link(connection, DIGITAL_SURVEY)
-    payloads.append(f"c_{link.token}")
+    payloads.append(ExampleLink(f"c_{link.token}", DIGITAL_SURVEY))
     return payloads

@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.services.follow_up import follow_up_promised
 from bot.services.i18n import resolve_locale
 from bot.services.privacy import PrivacyNotice
 from bot.services.surveys import Pinned, SurveyCatalog
@@ -105,6 +106,7 @@ class Rejected:
 class Completed:
     locale: str
     survey: Survey
+    follow_up: bool = False  # the outro may promise a follow-up (services.follow_up)
 
 
 @dataclass(frozen=True)
@@ -397,7 +399,7 @@ class Conversations:
             )
             if session.customer_id is not None:
                 await customer_store.touch(connection, session.customer_id)
-        return Completed(locale, survey)
+        return Completed(locale, survey, follow_up_promised(session.branch_id))
 
 
 async def answers_so_far(

@@ -51,6 +51,13 @@ def _material(settings: Settings, database_is_new: bool) -> KeyMaterial:
         raise ConfigError(str(error)) from None
 
 
+def _source(settings: Settings) -> str:
+    """Where this process's keys came from, for the operator to check."""
+    if settings.encryption_keys is not None or settings.hash_key is not None:
+        return "ENCRYPTION_KEYS and HASH_KEY"
+    return f"the key file {settings.key_file}"
+
+
 async def activate(settings: Settings, db: Database) -> Keyring:
     """Load the keys, prove they open this database, and make them the active keyring."""
     async with db.transaction() as connection:
@@ -63,7 +70,8 @@ async def activate(settings: Settings, db: Database) -> Keyring:
         try:
             keyring.check_canary(canary)
         except WrongKey as error:
-            raise ConfigError(str(error)) from None
+            source = _source(settings)
+            raise ConfigError(f"{str(error).rstrip('.')} (keys from {source}).") from None
     set_keyring(keyring)
     return keyring
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.errors import ConfigError
 from flows import Survey, SurveyDefinitionError, load_survey
+from storage import orgs
 from storage import surveys as survey_store
 from storage.db import Database
+from storage.models import now
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,9 @@ class Pinned:
 class SyncReport:
     added: tuple[str, ...]
     unchanged: tuple[str, ...]
-    rejected: tuple[str, ...]  # one sentence per broken file
+    rejected: tuple[str, ...]  # one report per broken file
+    # file name without .yaml -> the first problem, in one sentence naming the file
+    broken: dict[str, str] = field(default_factory=dict)
 
 
 def _read_surveys(directory: Path) -> list[tuple[Path, str | None]]:
@@ -51,12 +56,15 @@ class SurveyCatalog:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._by_id: dict[int, Pinned] = {}
+        self._broken: dict[str, str] = {}
+        self._directory = Path("surveys")
 
     async def sync_directory(self, directory: Path) -> SyncReport:
         """Store every valid `*.yaml` survey; a broken file is reported and skipped."""
         added: list[str] = []
         unchanged: list[str] = []
         rejected: list[str] = []
+        broken: dict[str, str] = {}
         for path, text in await asyncio.to_thread(_read_surveys, directory):
             try:
                 if text is None:
@@ -64,15 +72,42 @@ class SurveyCatalog:
                 survey = load_survey(text, source=str(path))
             except SurveyDefinitionError as error:
                 rejected.append(str(error))
+                more = len(error.problems) - 1
+                broken[path.stem] = f"{path} is invalid: {error.problems[0]}" + (
+                    f" (and {more} more problems)" if more else ""
+                )
                 log.error("%s", error)
                 continue
             except OSError:
                 rejected.append(f"{path}: the file cannot be read as UTF-8 text.")
+                broken[path.stem] = f"{path} cannot be read as UTF-8 text"
                 log.error("%s", rejected[-1])
                 continue
             pinned, is_new = await self.register(survey, text)
             (added if is_new else unchanged).append(f"{survey.id} v{pinned.version}")
-        return SyncReport(tuple(added), tuple(unchanged), tuple(rejected))
+        self._broken, self._directory = broken, directory
+        return SyncReport(tuple(added), tuple(unchanged), tuple(rejected), broken)
+
+    async def check_in_use(self, default_key: str) -> None:
+        """ConfigError naming the file and its problem when a survey that customers can reach
+        (DEFAULT_SURVEY, a branch's survey, an open survey link) did not load: otherwise the
+        bot would start and tell those customers that their link has expired."""
+        async with self._db.transaction() as connection:
+            users = {default_key: "DEFAULT_SURVEY"}
+            for branch in await orgs.all_branches(connection):
+                if branch.survey_key:
+                    users.setdefault(branch.survey_key, f"branch {branch.code}")
+            for link in await survey_store.links(connection):
+                if link.expires_at is None or link.expires_at > now():
+                    users.setdefault(link.survey_key, f"survey link c_{link.token}")
+            for key, user in users.items():
+                if key in self._broken:
+                    raise ConfigError(f"Survey file {self._broken[key]}, and {user} uses it.")
+                if await survey_store.latest(connection, key) is None:
+                    where = self._directory / f"{key}.yaml"
+                    raise ConfigError(
+                        f"Survey file {where} is missing, and {user} uses survey {key!r}."
+                    )
 
     async def register(self, survey: Survey, text: str) -> tuple[Pinned, bool]:
         async with self._db.transaction() as connection:

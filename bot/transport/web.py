@@ -4,6 +4,10 @@ Each delivery is checked against the secret-token header (403 when missing or wr
 to the end, and answered with the one Bot API call a handler handed back, if any — so a button
 press costs one outgoing request (the edit) instead of two — or with 500 when the bot failed,
 so that Telegram delivers the update again.
+
+No update may fail forever: a body that is not an update is answered 400 and one the bot
+cannot use 200, each logged once; an update that keeps failing with a fault of its own (a bug,
+not an outage of the database) is answered 500 only `REDELIVERY_CAP` times, then acknowledged.
 """
 
 from __future__ import annotations
@@ -12,17 +16,79 @@ import asyncio
 import hmac
 import json
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 
-from aiohttp import web
+from aiohttp import web, web_response
 from telegram import Update
 from telegram.ext import Application
 
 from bot.transport import incoming, webhook_reply
+from bot.transport.incoming import NotAnUpdate
 from bot.wiring.services import Services
+from storage.db import describe
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/telegram"
+REDELIVERY_CAP = 3  # deliveries answered 500 for one update before it is acknowledged anyway
+HEALTH_TTL = 1.0  # seconds a health verdict is reused
+SERVER_NAME = "Suara"  # the Server header: no names or versions of the software underneath
+# aiohttp writes its own name and Python's version into every response, its error pages for
+# malformed requests too, from this one default; it has no setting for it.
+web_response.SERVER_SOFTWARE = SERVER_NAME
+
+
+class FailureCounts:
+    """How many deliveries of each recent update failed; bounded, oldest forgotten first."""
+
+    def __init__(self, remember: int = 10_000) -> None:
+        self._counts: OrderedDict[int, int] = OrderedDict()
+        self._remember = remember
+
+    def add(self, update_id: int) -> int:
+        count = self._counts.pop(update_id, 0) + 1
+        self._counts[update_id] = count
+        if len(self._counts) > self._remember:
+            self._counts.popitem(last=False)
+        return count
+
+    def forget(self, update_id: int) -> None:
+        self._counts.pop(update_id, None)
+
+
+def parse(body: bytes, bot: object) -> Update | str:
+    """The update in a delivery's body, or why the bot cannot use it; NotAnUpdate for a body
+    that is not an update (also a JSON text nested too deep to parse)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise NotAnUpdate("not JSON, or nested too deep") from None
+    reason = incoming.admit(payload)
+    if reason is not None:
+        return reason
+    if incoming.ESCAPED_SURROGATE.search(body):
+        payload = incoming.mend_text(payload)
+    try:
+        return Update.de_json(incoming.trim(payload), bot)  # type: ignore[arg-type]
+    except Exception:  # a field of the wrong shape deep inside
+        raise NotAnUpdate("python-telegram-bot cannot parse it") from None
+
+
+async def _check_database(services: Services) -> tuple[int, dict[str, str]]:
+    """The health check's verdict: the database answers, and a write goes through."""
+    try:
+        await services.db.ping()
+    except Exception as error:
+        log.warning("health check: the database does not answer (%s)", describe(error))
+        return 503, {"status": "database unavailable"}
+    try:
+        await services.db.check_writable()
+    except Exception as error:
+        log.warning("health check: the database takes no writes (%s)", describe(error))
+        return 503, {"status": "database takes no writes"}
+    return 200, {"status": "ok"}
 
 
 def create_web_app(
@@ -31,8 +97,13 @@ def create_web_app(
     *,
     services: Services,
     concurrency: int = 32,
+    clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     slots = asyncio.Semaphore(concurrency)
+    failures = FailureCounts()
+    health: tuple[int, dict[str, str]] | None = None
+    checked_at = 0.0
+    checking = asyncio.Lock()
 
     async def webhook(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -40,29 +111,41 @@ def create_web_app(
             log.warning("webhook delivery refused: wrong or missing secret token")
             return web.Response(status=403)
         try:
-            payload = await request.json(loads=json.loads)
-            if not isinstance(payload, dict):
-                return web.Response(status=400)
-            update = Update.de_json(incoming.trim(payload), application.bot)
-        except (ValueError, TypeError, KeyError):
+            update = parse(await request.read(), application.bot)
+        except NotAnUpdate as error:
+            log.warning("webhook delivery refused: the body is %s", error)
             return web.Response(status=400)
+        if isinstance(update, str):
+            log.warning("webhook update acknowledged unused: %s", update)
+            return web.Response(status=200)
         async with slots:
             with webhook_reply.delivery() as answer:
                 await application.process_update(update)
         if answer.failed:
-            return web.Response(status=500)  # Telegram delivers it again later
+            # Telegram delivers it again later: through an outage as long as it keeps the
+            # update, but a fault of this update's own only a few times.
+            if answer.outage or failures.add(update.update_id) <= REDELIVERY_CAP:
+                return web.Response(status=500)
+            log.error(
+                "update %s failed %d times; acknowledged so that Telegram stops delivering it",
+                update.update_id,
+                REDELIVERY_CAP + 1,
+            )
+            answer.call = None
+        failures.forget(update.update_id)
         if answer.call is None:
             return web.Response(status=200)
         return web.json_response(answer.call)
 
     async def healthz(_request: web.Request) -> web.Response:
-        """Ready when the database answers."""
-        try:
-            await services.db.ping()
-        except Exception:
-            log.warning("health check: the database does not answer")
-            return web.json_response({"status": "database unavailable"}, status=503)
-        return web.json_response({"status": "ok"})
+        """Ready when the database answers and takes writes; the verdict is kept for
+        `HEALTH_TTL`, so a flood of probes costs the customers nothing."""
+        nonlocal health, checked_at
+        async with checking:  # probes arriving together share one check
+            if health is None or clock() - checked_at >= HEALTH_TTL:
+                health, checked_at = await _check_database(services), clock()
+            status, body = health
+        return web.json_response(body, status=status)
 
     app = web.Application()
     app.router.add_post(WEBHOOK_PATH, webhook)

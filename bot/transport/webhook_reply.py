@@ -20,6 +20,7 @@ from typing import Any
 class Delivery:
     call: dict[str, Any] | None = None
     failed: bool = False
+    outage: bool = False  # failed because the database is unavailable, not by this update
 
 
 _current: ContextVar[Delivery | None] = ContextVar("webhook_delivery", default=None)
@@ -44,10 +45,12 @@ def offer(method: str, **params: Any) -> bool:
     return True
 
 
-def fail() -> bool:
-    """Ask Telegram to deliver this update again; False when not answering a webhook."""
+def fail(*, outage: bool = False) -> bool:
+    """Ask Telegram to deliver this update again; False when not answering a webhook.
+    `outage`: the database is unavailable, so no cap on deliveries applies."""
     current = _current.get()
     if current is None:
         return False
     current.failed = True
+    current.outage = outage
     return True

@@ -31,7 +31,7 @@ from handlers.errors import on_error
 from handlers.render import COMMAND_HELP
 from handlers.staff.menus import show_customer_menu
 from storage import updates
-from storage.db import Database
+from storage.db import UNREACHABLE, Database, Timeouts, unreachable, unwritable
 from storage.models import now
 
 log = logging.getLogger(__name__)
@@ -43,19 +43,34 @@ async def open_services(settings: Settings) -> Services:
     notice = load_notice(settings.privacy_notice_file)
     # Each update in flight holds a connection for its unit of work; jobs and the health
     # check take a few more. A smaller pool would open and close connections under load.
-    db = Database(settings.database_url, pool_size=settings.concurrent_updates + 4)
     try:
+        db = Database(
+            settings.database_url,
+            pool_size=settings.concurrent_updates + 4,
+            timeouts=Timeouts(settings.db_statement_timeout, settings.db_lock_timeout),
+        )
+    except OSError as error:  # SQLite's folder cannot be made
+        raise ConfigError(unreachable(settings.database_url, error)) from None
+    try:
+        try:
+            await db.ping()
+        except UNREACHABLE as error:
+            raise ConfigError(unreachable(settings.database_url, error)) from None
         await db.upgrade()
         await keys.activate(settings, db)
+        try:
+            await db.check_writable()
+        except UNREACHABLE as error:
+            raise ConfigError(unwritable(settings.database_url, error)) from None
         catalog = SurveyCatalog(db)
-        if settings.surveys_dir.is_dir():
-            report = await catalog.sync_directory(settings.surveys_dir)
-            log.info(
-                "surveys: %d new, %d unchanged, %d rejected",
-                len(report.added),
-                len(report.unchanged),
-                len(report.rejected),
-            )
+        report = await catalog.sync_directory(settings.surveys_dir)
+        log.info(
+            "surveys: %d new, %d unchanged, %d rejected",
+            len(report.added),
+            len(report.unchanged),
+            len(report.rejected),
+        )
+        await catalog.check_in_use(settings.default_survey)
     except BaseException:
         await db.dispose()
         raise

@@ -13,11 +13,12 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
-from bot.errors import SuaraError
+from bot.errors import ConfigError, SuaraError
 from bot.wiring.config import Settings, load_settings
 from bot.wiring.logs import configure_logging
 
 log = logging.getLogger("suara")
+MAX_DEMO_CUSTOMERS = 10_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot (the default)")
     run.add_argument("--webhook", action="store_true", help="serve the webhook instead of polling")
     demo = commands.add_parser("demo", help="simulated customers against a local Bot API emulator")
-    demo.add_argument("--customers", type=int, default=100, help="how many (default 100)")
+    demo.add_argument(
+        "--customers", type=_customer_count, default=100, help="how many, 1 to 10000 (default 100)"
+    )
     demo.add_argument("--seed", type=int, default=7, help="random seed for the customers")
     commands.add_parser("rotate-key", help="re-encrypt personal data under a new key")
     purge = commands.add_parser("purge", help="apply the retention period now")
@@ -57,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain")
     verify.add_argument("--head", help="a chain head recorded earlier, as ROWS:HASH")
     return parser
+
+
+def _customer_count(text: str) -> int:
+    """argparse refuses anything else with its usage line and this sentence (exit 2)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_DEMO_CUSTOMERS:
+        raise argparse.ArgumentTypeError(f"use a whole number from 1 to {MAX_DEMO_CUSTOMERS}")
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,11 +128,14 @@ async def _init(settings: Settings, *, example: bool) -> int:
             print("Database ready.")
             return 0
         async with services.db.transaction() as connection:
-            payloads = await load_example(connection)
+            links = await load_example(connection)
+        await services.catalog.check_in_use(settings.default_survey)
         username = await _bot_username(settings)
         print("Example organisation loaded. Open these links in Telegram:")
-        for payload in payloads:
-            print(f"  https://t.me/{username or '<your_bot>'}?start={payload}")
+        for link in links:
+            opens = f"survey {link.survey_key or settings.default_survey}"
+            label = f"{link.branch}: {opens}" if link.branch else opens
+            print(f"  https://t.me/{username or '<your_bot>'}?start={link.payload}  ({label})")
         if username is None:
             print("(replace <your_bot> with your bot's username from @BotFather)")
         return 0
@@ -128,10 +145,14 @@ async def _init(settings: Settings, *, example: bool) -> int:
 
 async def _rotate_key(settings: Settings) -> int:
     from bot.services import keys
-    from storage.db import Database
+    from storage.db import UNREACHABLE, Database, unreachable
 
     db = Database(settings.database_url)
     try:
+        try:
+            await db.ping()
+        except UNREACHABLE as error:
+            raise ConfigError(unreachable(settings.database_url, error)) from None
         await db.upgrade()
         count = await keys.rotate(settings, db)
     finally:
@@ -139,6 +160,11 @@ async def _rotate_key(settings: Settings) -> int:
     print(f"Re-encrypted {count} values under the new key.")
     if settings.encryption_keys is not None:
         print("Now remove the old keys from ENCRYPTION_KEYS, keeping only the first.")
+    else:
+        print(
+            f"Back up the new key file {settings.key_file} with the database backups now: "
+            "the old key no longer opens the data."
+        )
     return 0
 
 

@@ -49,12 +49,29 @@ class Settings(BaseSettings):
     concurrent_updates: int = Field(default=16, ge=1, le=256)
     workers: int = Field(default=1, ge=1, le=16)  # webhook processes; several need PostgreSQL
     retention_days: int = Field(default=365, ge=1, le=3650)
-    purge_time: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    purge_time: str = "02:30"
     resubmit_after_hours: int = Field(default=24, ge=0, le=24 * 365)
+    db_statement_timeout: float = Field(default=30.0, ge=0, le=3600)  # seconds; 0: none
+    db_lock_timeout: float = Field(default=5.0, ge=0, le=3600)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     totp_issuer: str = Field(default="Suara", min_length=1, max_length=40, pattern=r"^[^:]+$")
     staff_session_hours: float = Field(default=8.0, gt=0, le=24 * 7)
+    @field_validator("bot_token")
+    @classmethod
+    def _token_given(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty; set the token from @BotFather, or remove the line")
+        return value
+
+    @field_validator("purge_time")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("is not a time of day; use HH:MM, such as 02:30")
+        return value
 
     @field_validator("database_url")
     @classmethod

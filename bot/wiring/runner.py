@@ -15,14 +15,17 @@ import logging
 import multiprocessing
 import secrets
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
 from telegram import Update
-from telegram.error import InvalidToken, NetworkError
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
 from bot.errors import ConfigError, SuaraError
@@ -44,6 +47,33 @@ class Webhook:
     host: str
     port: int
     secret: str
+    tls_cert: Path | None = None  # with tls_key: serve HTTPS directly
+    tls_key: Path | None = None
+
+    def tls(self) -> ssl.SSLContext | None:
+        """The HTTPS context, or None for plain HTTP behind a TLS proxy; ConfigError in one
+        sentence when the files do not make one."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            reason = getattr(error, "reason", None) or error.strerror or type(error).__name__
+            raise ConfigError(
+                f"Settings TLS_CERT ({self.tls_cert}) and TLS_KEY ({self.tls_key}) do not "
+                f"load as a certificate and its key ({reason})."
+            ) from None
+        return context
+
+    def self_signed_certificate(self) -> bytes | None:
+        """The certificate to upload with setWebhook, which Telegram then trusts: only one
+        that no authority signed (its issuer is itself)."""
+        if self.tls_cert is None:
+            return None
+        data = self.tls_cert.read_bytes()
+        certificate = x509.load_pem_x509_certificate(data)
+        return data if certificate.issuer == certificate.subject else None
 
 
 @asynccontextmanager
@@ -93,15 +123,23 @@ async def _serve_webhook(
     )
     await site.setup()
     shared = settings.workers > 1
-    await web.TCPSite(site, webhook.host, webhook.port, reuse_port=shared or None).start()
+    tls = webhook.tls()
+    await web.TCPSite(
+        site, webhook.host, webhook.port, reuse_port=shared or None, ssl_context=tls
+    ).start()
     if not primary:
         return site
-    await app.bot.set_webhook(
-        url=webhook.public_url.rstrip("/") + WEBHOOK_PATH,
-        secret_token=webhook.secret,
-        allowed_updates=ALLOWED_UPDATES,
-        max_connections=min(100, concurrency * 2),
-    )
+    try:
+        await app.bot.set_webhook(
+            url=webhook.public_url.rstrip("/") + WEBHOOK_PATH,
+            secret_token=webhook.secret,
+            allowed_updates=ALLOWED_UPDATES,
+            max_connections=min(100, concurrency * 2),
+            certificate=webhook.self_signed_certificate(),
+        )
+    except BaseException:
+        await site.cleanup()  # free the port: the caller never saw this site
+        raise
     return site
 
 
@@ -123,7 +161,17 @@ async def serve(settings: Settings, *, webhook: bool) -> None:
             if settings.webhook_secret
             else secrets.token_urlsafe(32)
         )
-        hook = Webhook(settings.webhook_url, settings.listen_host, settings.listen_port, secret)
+        if (settings.tls_cert is None) != (settings.tls_key is None):
+            raise ConfigError("Settings TLS_CERT and TLS_KEY go together: set both or neither.")
+        hook = Webhook(
+            settings.webhook_url,
+            settings.listen_host,
+            settings.listen_port,
+            secret,
+            settings.tls_cert,
+            settings.tls_key,
+        )
+        hook.tls()  # a certificate that does not load stops start-up here, in one sentence
     if settings.workers > 1:
         assert hook is not None
         await supervise(settings, hook)
@@ -142,13 +190,8 @@ async def _serve_one(settings: Settings, hook: Webhook | None, *, worker: int = 
                 f", worker {worker + 1} of {settings.workers}" if settings.workers > 1 else "",
             )
             await stop.wait()
-    except InvalidToken:
-        raise ConfigError("The Bot API refused BOT_TOKEN: check it with @BotFather.") from None
-    except NetworkError as error:
-        raise ConfigError(
-            f"The Bot API at {settings.telegram_api_url} cannot be reached ({error.message}): "
-            "check TELEGRAM_API_URL and the network."
-        ) from None
+    except TelegramError as error:
+        raise ConfigError(bot_api_failure(settings, error)) from None
     finally:
         await services.db.dispose()
 
@@ -186,6 +229,23 @@ async def supervise(settings: Settings, hook: Webhook, stop: asyncio.Event | Non
     failed = [p.name for p in workers if p.exitcode not in (0, -signal.SIGTERM)]
     if failed and not stop.is_set():
         raise ConfigError(f"Worker {failed[0]} stopped unexpectedly; see its log above.")
+
+
+def bot_api_failure(settings: Settings, error: TelegramError) -> str:
+    """One sentence telling a Bot API that cannot be reached from one that refused a call:
+    the fix differs (the network or TELEGRAM_API_URL, against the token or WEBHOOK_URL)."""
+    api = settings.telegram_api_url
+    if isinstance(error, InvalidToken):
+        return "The Bot API refused BOT_TOKEN: check it with @BotFather."
+    if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+        return (
+            f"The Bot API at {api} cannot be reached ({error.message}): "
+            "check TELEGRAM_API_URL and the network."
+        )
+    return (
+        f"The Bot API at {api} refused a call ({error.message}): "
+        "check WEBHOOK_URL and the bot's settings with @BotFather."
+    )
 
 
 def _stop_on_signals() -> asyncio.Event:

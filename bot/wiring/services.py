@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from bot.services.conversation import Conversations
 from bot.services.exports import Exports
@@ -12,7 +13,12 @@ from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
 from bot.wiring.config import Settings
+from bot.wiring.logs import FaultTally
 from storage.db import Database
+
+
+def _database_outages() -> FaultTally:
+    return FaultTally(logging.getLogger("suara"), "the database is unavailable")
 
 
 @dataclass(frozen=True)
@@ -26,3 +32,4 @@ class Services:
     staff: StaffAccess
     results: Results
     exports: Exports
+    outages: FaultTally = field(default_factory=_database_outages)

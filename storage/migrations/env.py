@@ -7,6 +7,7 @@ import logging.config
 
 from alembic import context
 from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import metadata
 
@@ -31,10 +32,23 @@ async def _migrate_from_settings() -> None:
 
     engine = create_engine(load_settings().database_url)
     try:
+        await _reachable(engine)
         async with engine.begin() as connection:
             await connection.run_sync(_migrate)
     finally:
         await engine.dispose()
+
+
+async def _reachable(engine: AsyncEngine) -> None:
+    """Exit with one sentence, not a driver traceback, when the database cannot be reached."""
+    from storage.db import UNREACHABLE, unreachable
+
+    try:
+        async with engine.connect():
+            pass
+    except UNREACHABLE as error:
+        url = engine.url.render_as_string(hide_password=False)
+        raise SystemExit(f"alembic: {unreachable(url, error)}") from None
 
 
 given = config.attributes.get("connection")

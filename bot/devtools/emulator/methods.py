@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bot.devtools.emulator.errors import NOT_MODIFIED, QUERY_INVALID, bad_request, forbidden
+from bot.devtools.emulator.files import Upload
 from bot.devtools.emulator.messages import SimMessage, parse_reply_markup
 from bot.devtools.emulator.params import Params
 from bot.devtools.emulator.text import parse_text, utf16_len
@@ -176,11 +177,13 @@ async def set_webhook(emu: BotApiEmulator, p: Params) -> Any:
         emu.updates.set_allowed(allowed)
     if p.flag("drop_pending_updates"):
         emu.updates.drop_all()
+    upload = p.file("certificate")
     config = WebhookConfig(
         url=url,
         secret_token=secret,
         max_connections=max_connections,
         allowed_updates=tuple(allowed) if isinstance(allowed, list) else None,
+        certificate=upload.data if isinstance(upload, Upload) else None,
     )
     if emu.webhook.config == config:
         return Described(True, "Webhook is already set")
@@ -203,7 +206,7 @@ async def get_webhook_info(emu: BotApiEmulator, p: Params) -> Any:
     hook = emu.webhook
     info: dict[str, Any] = {
         "url": hook.config.url if hook.config else "",
-        "has_custom_certificate": False,
+        "has_custom_certificate": bool(hook.config and hook.config.certificate),
         "pending_update_count": emu.updates.pending,
     }
     if hook.config:

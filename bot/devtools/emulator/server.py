@@ -433,7 +433,11 @@ def _chat_of(params: Params) -> int | None:
 
 def _json(payload: dict[str, Any]) -> web.Response:
     status = payload.get("error_code", 200) if not payload.get("ok", True) else 200
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate travels as a JSON escape, as Telegram's would
+        body = json.dumps(payload, separators=(",", ":")).encode()
     return web.Response(body=body, status=status, content_type="application/json")
 
 
