@@ -3,7 +3,8 @@
 It starts the local Bot API emulator, runs the real bot against it (python-telegram-bot over
 HTTP, a fresh SQLite database), seeds the example organisation and lets simulated customers
 open branch deep links and answer — some in English, some going back, some giving up half way
-— then prints each branch's summary.
+— then a super admin enrols with a real TOTP code and asks for `/results`: the demo prints
+what they read and keeps the chart they receive next to its database (`data/demo/`).
 """
 
 from __future__ import annotations
@@ -11,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import html
 import random
-import tempfile
+import re
 import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import pyotp
+
 from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.devtools.example import BRANCHES, load_example
-from bot.services.analytics import BranchSummary, branch_summaries
+from bot.services.access import Role, Scope
+from bot.services.staff import Invited
 from bot.wiring.app import open_services
 from bot.wiring.config import load_settings
 from bot.wiring.runner import running
+from bot.wiring.services import Services
 from flows.schema import Question as SurveyQuestion
 from flows.schema import Survey, localized
 from storage.crypto import set_keyring
@@ -30,6 +35,10 @@ from storage.crypto import set_keyring
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:DEMO-TOKEN"
 WAIT = 30.0
+DEMO_DIR = Path("data/demo")
+CHART = "results.png"
+STAFF_ID = 9_000_001
+SECRET = re.compile(r"\b[A-Z2-7]{32}\b")  # the TOTP key in the enrolment message
 
 # Each branch's customers lean a different way, so the summary has something to say.
 MOOD = {"JKT01": 0.85, "BDG01": 0.65, "MKS01": 0.45, "JYP01": 0.7}
@@ -160,58 +169,68 @@ async def _customer(
         message = await user.wait_for(is_step, WAIT)
 
 
-def _print_summary(rows: list[BranchSummary], elapsed: float, customers: int) -> None:
-    def pct(share: float | None) -> str:
-        return "-" if share is None else f"{share * 100:5.1f}%"
-
-    print(f"\nSuara demo: {customers} simulated customers, {elapsed:.1f} s\n")
-    header = f"{'branch':<30} {'started':>7} {'done':>5} {'completion':>10} {'NPS':>6} "
-    print(header + f"{'CSAT':>5} {'CSAT 4-5':>8}")
-    for row in rows:
-        score = "-" if row.nps.score is None else f"{row.nps.score:+.0f}"
-        mean = "-" if row.csat.mean is None else f"{row.csat.mean:.2f}"
-        print(
-            f"{row.code + ' ' + row.name:<30} {row.started:>7} {row.completed:>5} "
-            f"{pct(row.completion_rate):>10} {score:>6} {mean:>5} {pct(row.csat.top2_share):>8}"
-        )
-        print(
-            f"{'':<30} promoters {row.nps.promoters}, passives {row.nps.passives}, "
-            f"detractors {row.nps.detractors}"
-        )
+async def _staff_results(emulator: BotApiEmulator, services: Services) -> tuple[str, bytes]:
+    """A super admin enrols with a real TOTP code, logs in and asks for `/results`: the demo
+    shows exactly what staff read, and the chart they receive."""
+    invited = await services.staff.invite_as_system(Role.SUPER_ADMIN, Scope("all"), "Dewi")
+    assert isinstance(invited, Invited)
+    admin = emulator.user(STAFF_ID, "Dewi", language_code="en")
+    await admin.start(f"s_{invited.token}")
+    key = await admin.wait_for(lambda m: SECRET.search(m.body) is not None, WAIT)
+    secret = SECRET.search(key.body).group()  # type: ignore[union-attr]
+    await admin.send_text(pyotp.TOTP(secret).now())
+    await admin.wait_for(lambda m: "Enrolment complete" in m.body, WAIT)
+    await admin.send_text("/results all 30d")
+    text = await admin.wait_for(lambda m: "Results for" in m.body, WAIT)
+    chart = await admin.wait_for(lambda m: m.photo is not None, WAIT)
+    return text.body, chart.content or b""
 
 
-async def run_demo(customers: int = 100, seed: int = 7) -> int:
+def _fresh(folder: Path) -> None:
+    """An empty demo folder: last run's database, key and chart go."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in ("demo.db", "demo.db-wal", "demo.db-shm", "demo.key", CHART):
+        (folder / old).unlink(missing_ok=True)
+
+
+async def run_demo(customers: int = 100, seed: int = 7, directory: str | Path = DEMO_DIR) -> int:
+    """Run the demo in `directory` (its database, key and chart are replaced each time)."""
     started = time.monotonic()
     rng = random.Random(seed)
-    with tempfile.TemporaryDirectory(prefix="suara-demo-") as folder:
-        async with BotApiEmulator(token=TOKEN) as emulator:
-            settings = load_settings(
-                _env_file=None,
-                bot_token=TOKEN,
-                telegram_api_url=emulator.api_root,
-                database_url=f"sqlite+aiosqlite:///{folder}/demo.db",
-                key_file=Path(folder) / "demo.key",
-                surveys_dir=ROOT / "surveys",
-                privacy_notice_file=ROOT / "locales" / "privacy_notice.yaml",
-                log_level="WARNING",
-            )
-            services = await open_services(settings)
-            try:
-                async with services.db.transaction() as connection:
-                    await load_example(connection)
-                    pinned = await services.catalog.latest(connection, settings.default_survey)
-                assert pinned is not None, "the branch survey is missing from surveys/"
-                async with running(services):
-                    await asyncio.gather(
-                        *(
-                            _customer(emulator, pinned.survey, persona, random.Random(rng.random()))
-                            for persona in _personas(customers, rng)
-                        )
+    folder = Path(directory)
+    _fresh(folder)
+    async with BotApiEmulator(token=TOKEN) as emulator:
+        settings = load_settings(
+            _env_file=None,
+            bot_token=TOKEN,
+            telegram_api_url=emulator.api_root,
+            database_url=f"sqlite+aiosqlite:///{folder}/demo.db",
+            key_file=folder / "demo.key",
+            surveys_dir=ROOT / "surveys",
+            privacy_notice_file=ROOT / "locales" / "privacy_notice.yaml",
+            log_level="WARNING",
+        )
+        services = await open_services(settings)
+        try:
+            async with services.db.transaction() as connection:
+                await load_example(connection)
+                pinned = await services.catalog.latest(connection, settings.default_survey)
+            assert pinned is not None, "the branch survey is missing from surveys/"
+            async with running(services):
+                await asyncio.gather(
+                    *(
+                        _customer(emulator, pinned.survey, persona, random.Random(rng.random()))
+                        for persona in _personas(customers, rng)
                     )
-                async with services.db.transaction() as connection:
-                    rows = await branch_summaries(connection)
-            finally:
-                await services.db.dispose()
-                set_keyring(None)
-    _print_summary(rows, time.monotonic() - started, customers)
+                )
+                summary, chart = await _staff_results(emulator, services)
+        finally:
+            await services.db.dispose()
+            set_keyring(None)
+    (folder / CHART).write_bytes(chart)
+    elapsed = time.monotonic() - started
+    print(f"\nSuara demo: {customers} simulated customers, {elapsed:.1f} s\n")
+    print("What a super admin reads after /results all 30d:\n")
+    print(summary)
+    print(f"\nThe chart sent with it: {folder / CHART}")
     return 0

@@ -51,9 +51,7 @@ async def load_example(connection: AsyncConnection) -> list[ExampleLink]:
         await orgs.ensure_branch(
             connection, branch.code, branch.name, regions[branch.region], branch.timezone
         )
-    payloads = [
-        ExampleLink(f"b_{branch.code}", None, branch.name) for branch in BRANCHES
-    ]
+    payloads = [ExampleLink(f"b_{branch.code}", None, branch.name) for branch in BRANCHES]
     existing = [
         link for link in await survey_store.links(connection) if link.survey_key == DIGITAL_SURVEY
     ]

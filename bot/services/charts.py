@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 
+from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure  # a bare Figure draws with Agg; pyplot is never loaded
+from matplotlib.ticker import PercentFormatter
 
 from bot.services.i18n import gettext as _
 from bot.services.i18n import use_locale
@@ -31,6 +33,7 @@ def summary_chart(summary: Summary) -> bytes:
             split.barh([0], [share], left=left, color=colour, label=label)
             left += share
         split.set_xlim(0, 1)
+        split.xaxis.set_major_formatter(PercentFormatter(1.0))
         split.set_yticks([])
         split.set_title(_("NPS split"))
         split.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, frameon=False)
@@ -39,6 +42,8 @@ def summary_chart(summary: Summary) -> bytes:
         if weeks:
             trend.plot([w for w, _s in weeks], [s for _w, s in weeks], marker="o", color=BLUE)
         trend.axhline(0, color=GREY, linewidth=0.8)
+        trend.set_xlim(summary.period.first, summary.period.last)
+        trend.xaxis.set_major_formatter(DateFormatter("%d/%m"))
         trend.set_ylim(-100, 100)
         trend.set_title(_("NPS by week"))
         trend.tick_params(axis="x", labelrotation=30)

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
 
     totp_issuer: str = Field(default="Suara", min_length=1, max_length=40, pattern=r"^[^:]+$")
     staff_session_hours: float = Field(default=8.0, gt=0, le=24 * 7)
+
     @field_validator("bot_token")
     @classmethod
     def _token_given(cls, value: SecretStr | None) -> SecretStr | None:

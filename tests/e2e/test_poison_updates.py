@@ -101,7 +101,9 @@ async def test_a_lone_surrogate_in_a_typed_answer_is_stored_mended(
 
 
 async def test_updates_the_bot_cannot_use_are_acknowledged_once_on_the_webhook(
-    services: Services, emulator: BotApiEmulator, consent: Consent,
+    services: Services,
+    emulator: BotApiEmulator,
+    consent: Consent,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
@@ -121,7 +123,9 @@ async def test_updates_the_bot_cannot_use_are_acknowledged_once_on_the_webhook(
 
 
 async def test_updates_the_bot_cannot_use_do_not_stop_polling(
-    services: Services, emulator: BotApiEmulator, consent: Consent,
+    services: Services,
+    emulator: BotApiEmulator,
+    consent: Consent,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
@@ -166,9 +170,7 @@ async def test_an_update_that_keeps_failing_is_acknowledged_after_a_few_deliveri
                 raise RuntimeError("a bug that this update triggers")
 
         app.add_handler(TypeHandler(Update, bug), group=-1)
-        emulator.inject_update(
-            {"update_id": poisoned_id, "message": _message(**{"from": SENDER})}
-        )
+        emulator.inject_update({"update_id": poisoned_id, "message": _message(**{"from": SENDER})})
         for _ in range(250):
             attempts = [a.status for a in emulator.webhook_log if a.update_id == poisoned_id]
             if attempts and attempts[-1] == 200:

@@ -99,8 +99,12 @@ async def test_a_certificate_that_does_not_load_is_one_sentence(tmp_path: Path) 
 
 async def test_the_server_header_names_no_versions(services: Services, hook: Webhook) -> None:
     async with running(services, hook), aiohttp.ClientSession() as http:
-        for method, path in (("GET", "/healthz"), ("GET", "/nowhere"), ("GET", "/telegram"),
-                             ("POST", "/telegram")):
+        for method, path in (
+            ("GET", "/healthz"),
+            ("GET", "/nowhere"),
+            ("GET", "/telegram"),
+            ("POST", "/telegram"),
+        ):
             async with http.request(method, hook.public_url + path) as response:
                 assert response.headers.get("Server") == SERVER_NAME, (method, path)
         reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
@@ -118,7 +122,8 @@ def hook() -> Webhook:
 
 
 async def test_the_health_check_reports_failing_writes_and_is_cached_for_a_second(
-    services: Services, bot: Application  # type: ignore[type-arg]
+    services: Services,
+    bot: Application,  # type: ignore[type-arg]
 ) -> None:
     now = [1000.0]
     server = TestServer(create_web_app(bot, SECRET, services=services, clock=lambda: now[0]))

@@ -47,9 +47,14 @@ async def _init_example(tmp_path: Path, **env: str) -> tuple[int, str, str]:
 
     async with BotApiEmulator(token="123456:INIT", bot_username="bank_suara_bot") as emulator:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "run_bot.py"), "init", "--example", cwd=tmp_path,
+            sys.executable,
+            str(ROOT / "run_bot.py"),
+            "init",
+            "--example",
+            cwd=tmp_path,
             env=_env(tmp_path, BOT_TOKEN="123456:INIT", TELEGRAM_API_URL=emulator.api_root, **env),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -82,8 +87,12 @@ async def test_init_stops_when_a_survey_it_links_to_is_broken_or_missing(tmp_pat
 
 def test_an_empty_token_is_named_before_migrations_run(tmp_path: Path) -> None:
     done = _run(
-        sys.executable, str(ROOT / "run_bot.py"), "init", "--example",
-        env=_env(tmp_path, BOT_TOKEN=""), cwd=tmp_path,
+        sys.executable,
+        str(ROOT / "run_bot.py"),
+        "init",
+        "--example",
+        env=_env(tmp_path, BOT_TOKEN=""),
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert "Setting BOT_TOKEN is invalid: is empty" in _one_sentence(done.stderr)
@@ -92,8 +101,11 @@ def test_an_empty_token_is_named_before_migrations_run(tmp_path: Path) -> None:
 
 def test_a_bad_purge_time_says_how_to_write_it(tmp_path: Path) -> None:
     done = _run(
-        sys.executable, str(ROOT / "run_bot.py"), "purge",
-        env=_env(tmp_path, PURGE_TIME="25:99"), cwd=tmp_path,
+        sys.executable,
+        str(ROOT / "run_bot.py"),
+        "purge",
+        env=_env(tmp_path, PURGE_TIME="25:99"),
+        cwd=tmp_path,
     )
     assert done.returncode == 2 and "use HH:MM" in _one_sentence(done.stderr)
 
@@ -110,22 +122,31 @@ def test_the_demo_refuses_a_customer_count_it_cannot_use(
 
 def test_an_unreachable_postgresql_is_one_sentence(tmp_path: Path) -> None:
     started = _run(
-        sys.executable, str(ROOT / "run_bot.py"), "init",
-        env=_env(tmp_path, DATABASE_URL=UNREACHABLE_PG), cwd=tmp_path,
+        sys.executable,
+        str(ROOT / "run_bot.py"),
+        "init",
+        env=_env(tmp_path, DATABASE_URL=UNREACHABLE_PG),
+        cwd=tmp_path,
     )
     assert started.returncode == 2
     line = _one_sentence(started.stderr)
     assert "cannot be reached" in line and "s3cret" not in line and "127.0.0.1:1" in line
 
     rotated = _run(
-        sys.executable, str(ROOT / "run_bot.py"), "rotate-key",
-        env=_env(tmp_path, DATABASE_URL=UNREACHABLE_PG), cwd=tmp_path,
+        sys.executable,
+        str(ROOT / "run_bot.py"),
+        "rotate-key",
+        env=_env(tmp_path, DATABASE_URL=UNREACHABLE_PG),
+        cwd=tmp_path,
     )
     assert rotated.returncode == 2 and "cannot be reached" in _one_sentence(rotated.stderr)
 
     migrated = _run(
-        str(Path(sys.executable).parent / "alembic"), "upgrade", "head",
-        env=_env(tmp_path, DATABASE_URL=UNREACHABLE_PG), cwd=ROOT,
+        str(Path(sys.executable).parent / "alembic"),
+        "upgrade",
+        "head",
+        env=_env(tmp_path, DATABASE_URL=UNREACHABLE_PG),
+        cwd=ROOT,
     )
     assert migrated.returncode == 1
     line = _one_sentence(migrated.stderr)
