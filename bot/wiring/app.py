@@ -15,6 +15,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from bot.errors import ConfigError
 from bot.services import i18n, keys
 from bot.services.conversation import Conversations
+from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
 from bot.services.privacy import load_notice
 from bot.services.staff import StaffAccess
@@ -58,6 +59,9 @@ async def open_services(settings: Settings) -> Services:
         await db.dispose()
         raise
     pacer = Pacer(settings.send_rate, settings.per_chat_rate, settings.per_chat_burst)
+    staff_access = StaffAccess(
+        db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours
+    )
     return Services(
         settings,
         db,
@@ -65,9 +69,8 @@ async def open_services(settings: Settings) -> Services:
         Conversations(db, catalog, notice, settings),
         pacer,
         PersonalData(db, catalog, settings),
-        StaffAccess(
-            db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours
-        ),
+        staff_access,
+        SurveyLibrary(db, catalog, staff_access, settings.default_survey),
     )
 
 

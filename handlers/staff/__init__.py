@@ -1,13 +1,15 @@
-"""Staff handlers: enrolment and login (access), staff management and audit (manage)."""
+"""Staff handlers: enrolment and login (access), staff management and audit (manage), the
+survey library (library)."""
 
 from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers.staff import access, manage
+from handlers.staff import access, library, manage
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
     """Staff handlers go in before the customer's, so `/start s_…` and codes reach them first."""
     access.register(app, 0)
     manage.register(app, 0)
+    library.register(app, 0)

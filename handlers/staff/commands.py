@@ -35,6 +35,19 @@ COMMANDS: tuple[StaffCommand, ...] = (
         "staff_reset", "staff.reset", "/staff_reset <n>", N_("Reset a staff member's TOTP")
     ),
     StaffCommand("audit", "audit.read", "/audit [n]", N_("The latest audit log entries")),
+    StaffCommand("surveys", "survey.list", "/surveys", N_("Surveys, versions and their branches")),
+    StaffCommand(
+        "survey_preview",
+        "survey.preview",
+        "/survey_preview <survey>",
+        N_("Try a survey; nothing is recorded"),
+    ),
+    StaffCommand(
+        "survey_use",
+        "survey.use",
+        "/survey_use <survey> <scope>",
+        N_("Choose the survey a branch's QR code opens"),
+    ),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}
