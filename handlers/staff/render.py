@@ -25,7 +25,7 @@ from flows import Problem, conditions, schema
 from handlers.staff.commands import BY_NAME
 
 _ = gettext
-MAX_PROBLEMS = 20  # a message holds 4096 characters
+MAX_REPORT = 3900  # a message holds 4096 characters; the rest is for "… and N more."
 
 REFUSED: dict[str, str] = {
     "no_session": N_("Please log in first: send /login followed by the code from your app."),
@@ -278,12 +278,15 @@ def survey_rejected(outcome: SurveyRejected) -> str:
         head = _("{file} is not a valid survey; nothing was stored. Problems: {count}").format(
             file=html.escape(outcome.file_name), count=len(outcome.problems)
         )
-        lines = [f"• {html.escape(problem_line(p))}" for p in outcome.problems[:MAX_PROBLEMS]]
-        if len(outcome.problems) > MAX_PROBLEMS:
-            lines.append(
-                _("… and {count} more.").format(count=len(outcome.problems) - MAX_PROBLEMS)
-            )
-        return "\n".join([head, *lines])
+        lines = [head]
+        for shown, problem in enumerate(outcome.problems):
+            line = f"• {html.escape(problem_line(problem))}"
+            if sum(len(x) + 1 for x in lines) + len(line) > MAX_REPORT:
+                left = len(outcome.problems) - shown
+                lines.append(_("… and {count} more.").format(count=left))
+                break
+            lines.append(line)
+        return "\n".join(lines)
 
 
 def survey_stored(outcome: SurveyStored) -> str:

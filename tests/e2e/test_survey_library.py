@@ -253,3 +253,23 @@ async def test_a_preview_runs_the_survey_and_records_nothing(
         "refused",
         "allowed",
     ]
+
+
+async def test_a_long_report_fits_one_message_and_staff_without_a_session_are_sent_to_login(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    editor, _ = await staff_member(services, emulator, 509, "editor", "all")
+    questions = "".join(
+        f"  - {{id: Bad-Id-{n}, type: yesno, text: {{id: Ya, en: Yes}}}}\n" for n in range(300)
+    )
+    many = LOBBY.split(b"questions:")[0] + b"questions:\n" + questions.encode()
+    await editor.send_document(many, "many.yaml")
+    report = (await editor.next_reply()).body
+    assert "Problems: 300" in report
+    assert len(report) <= 4096 and report.endswith("more.")
+
+    await editor.send_text("/logout")
+    await editor.next_reply()
+    await editor.send_document(LOBBY, "lobby.yaml")
+    assert "/login" in (await editor.next_reply()).body
+    assert await _latest(services, "lobby") is None
