@@ -33,6 +33,7 @@ from handlers import render as customer_render
 from handlers.context import Context
 from handlers.replies import answer, answer_and_edit, send
 from handlers.staff import render
+from handlers.staff.access import CODE
 from handlers.staff.common import say, show, who
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -177,19 +178,21 @@ async def preview_text(update: Update, context: Context) -> None:
         case PreviewStale():
             assert update.effective_chat is not None
             await say(context, update.effective_chat.id, render.preview_stale(outcome.locale))
+        case Refused(reason="not_staff"):  # no longer staff: the text is the customer's
+            return
         case Refused():
             await show(update, context, outcome)
     raise ApplicationHandlerStop
 
 
 def register(app: Application, group: int) -> None:  # type: ignore[type-arg]
-    """Commands in the staff group; uploads and preview answers in an earlier one, so they are
-    looked at before the customer conversation (and before codes) see them."""
+    """Commands in the staff group; uploads and preview answers in earlier groups, so the
+    customer conversation never sees them."""
     app.add_handler(CommandHandler("surveys", surveys), group)
     app.add_handler(CommandHandler("survey_use", survey_use), group)
     app.add_handler(CommandHandler("survey_preview", survey_preview), group)
     app.add_handler(MessageHandler(PRIVATE & filters.Document.ALL, upload), group - 1)
     app.add_handler(CallbackQueryHandler(preview_press, pattern=PREVIEW_PRESS), group - 2)
-    app.add_handler(
-        MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, preview_text), group - 2
-    )
+    # A 6-digit text is left to the code handler: it may be a login or step-up code.
+    typed = PRIVATE & filters.TEXT & ~filters.COMMAND & ~filters.Regex(CODE)
+    app.add_handler(MessageHandler(typed, preview_text), group - 2)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from storage import audit, orgs
 from storage import surveys as survey_store
 from storage.models import answers, customers, meta, survey_sessions
 from tests.e2e.conftest import has_button, is_question
-from tests.e2e.staff_helpers import staff_member
+from tests.e2e.staff_helpers import code_now, staff_member
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = ROOT / "tests" / "fixtures" / "surveys" / "broken"
@@ -273,3 +274,20 @@ async def test_a_long_report_fits_one_message_and_staff_without_a_session_are_se
     await editor.send_document(LOBBY, "lobby.yaml")
     assert "/login" in (await editor.next_reply()).body
     assert await _latest(services, "lobby") is None
+
+
+async def test_a_login_code_reaches_login_while_a_preview_is_open(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    editor, secret = await staff_member(services, emulator, 510, "editor", "all")
+    await editor.send_text("/survey_preview branch_service")
+    await editor.wait_for(has_button("q:0:"))
+    await editor.send_text("/logout")
+    await editor.next_reply()
+
+    later = services.staff.clock() + timedelta(seconds=60)  # the next time step
+    services.staff.clock = lambda: later
+    await editor.send_text("/login")
+    assert "6-digit code" in (await editor.next_reply()).body
+    await editor.send_text(code_now(services, secret))
+    assert "You are logged in" in (await editor.next_reply()).body
