@@ -42,6 +42,7 @@ from flows.schema import (
     Survey,
     Texts,
     load_survey,
+    load_survey_bytes,
     load_survey_file,
     localized,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "is_detractor",
     "is_normalised",
     "load_survey",
+    "load_survey_bytes",
     "load_survey_file",
     "localized",
     "normalise",

@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from flows.errors import Problem, described, shown
+from flows.errors import N_, Problem, described, shown
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "contains", "answered")
 COMBINATORS = ("all", "any", "not")
@@ -38,27 +38,31 @@ OPS_BY_TYPE: Mapping[str, frozenset[str]] = {
 }
 
 MESSAGES: Mapping[str, str] = {
-    "not_mapping": "a condition must be a mapping such as {{nps: {{lte: 6}}}}, got {got}",
-    "empty": "a condition must name at least one question or 'all', 'any', 'not'",
-    "needs_list": "'{name}' needs a non-empty list of conditions, got {got}",
-    "too_large": "the condition is too large; keep it under {limit} parts",
-    "unknown_question": "unknown question {qid}",
-    "self_reference": "a question cannot depend on its own answer",
-    "forward_reference": (
+    "not_mapping": N_("a condition must be a mapping such as {{nps: {{lte: 6}}}}, got {got}"),
+    "empty": N_("a condition must name at least one question or 'all', 'any', 'not'"),
+    "needs_list": N_("'{name}' needs a non-empty list of conditions, got {got}"),
+    "too_large": N_("the condition is too large; keep it under {limit} parts"),
+    "unknown_question": N_("unknown question {qid}"),
+    "self_reference": N_("a question cannot depend on its own answer"),
+    "forward_reference": N_(
         "question {qid!r} comes later in the survey; a condition may only look at earlier questions"
     ),
-    "ops_shape": "expected a non-empty mapping of operator to value such as {{lte: 6}}, got {got}",
-    "unknown_op": "unknown operator {op}; use one of " + ", ".join(OPERATORS),
-    "op_not_for_type": "operator {op!r} does not apply to {type} questions",
-    "needs_values": "operator {op!r} needs a non-empty list of values, got {got}",
-    "needs_bool": "expected true or false, got {value}",
-    "not_an_option": "{value} is not an option of question {qid!r}",
-    "impossible_value": "{value} can never be an answer to {qid!r}, which takes {takes}",
+    "ops_shape": N_(
+        "expected a non-empty mapping of operator to value such as {{lte: 6}}, got {got}"
+    ),
+    "unknown_op": N_("unknown operator {op}; use one of {operators}"),
+    "op_not_for_type": N_("operator {op!r} does not apply to {type} questions"),
+    "needs_values": N_("operator {op!r} needs a non-empty list of values, got {got}"),
+    "needs_bool": N_("expected true or false, got {value}"),
+    "not_an_option": N_("{value} is not an option of question {qid!r}"),
+    "impossible_value": N_("{value} can never be an answer to {qid!r}, which takes {takes}"),
 }
 
 
 def _problem(path: str, key: str, **params: Any) -> Problem:
-    return Problem(path, MESSAGES[key].format(**params))
+    if key == "unknown_op":
+        params["operators"] = ", ".join(OPERATORS)
+    return Problem(path, MESSAGES[key].format(**params), key, params)
 
 
 @dataclass(frozen=True)

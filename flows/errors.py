@@ -21,17 +21,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 
+def N_(message: str) -> str:
+    """Mark a message for translation; whoever shows it translates it for its reader."""
+    return message
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a survey definition, located by its path in the document."""
+    """One thing wrong with a survey definition, located by its path in the document.
+
+    `message` is the English sentence; `code` names its template in `MESSAGES` of schema or
+    conditions and `params` fill it, so a reader can be shown the problem in their language.
+    """
 
     path: str
     message: str
+    code: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -98,19 +109,19 @@ class InvalidState(FlowError):
 def kind_of(value: Any) -> str:
     """Name a YAML value's kind the way a survey author thinks of it, for problem messages."""
     if value is None:
-        return "nothing"
+        return N_("nothing")
     if isinstance(value, bool):
-        return "true/false"
+        return N_("true/false")
     if isinstance(value, float) and not math.isfinite(value):
-        return "a number that is not finite"
+        return N_("a number that is not finite")
     if isinstance(value, int | float):
-        return "a number"
+        return N_("a number")
     if isinstance(value, str):
-        return "text" if value else "empty text"
+        return N_("text") if value else N_("empty text")
     if isinstance(value, Mapping):
-        return "a mapping" if value else "an empty mapping"
+        return N_("a mapping") if value else N_("an empty mapping")
     if isinstance(value, list | tuple):
-        return "a list" if value else "an empty list"
+        return N_("a list") if value else N_("an empty list")
     return type(value).__name__
 
 

@@ -60,7 +60,7 @@ from typing import Any, TypeAlias
 import yaml
 
 from flows.conditions import COMBINATORS, Condition, Subject, parse_condition
-from flows.errors import Problem, SurveyDefinitionError, described, shown
+from flows.errors import N_, Problem, SurveyDefinitionError, described, shown
 
 SPEC_VERSION = 1
 
@@ -190,11 +190,16 @@ class Survey:
 def load_survey_file(path: str | Path) -> Survey:
     """Load a survey file; problems name the file, so an editor sees which one is broken."""
     path = Path(path)
+    return load_survey_bytes(path.read_bytes(), source=str(path))[0]
+
+
+def load_survey_bytes(data: bytes, *, source: str = "<bytes>") -> tuple[Survey, str]:
+    """Load a survey from a file's bytes (UTF-8); the survey and the text it was read from."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise SurveyDefinitionError(str(path), (Problem("", MESSAGES["not_utf8"]),)) from None
-    return load_survey(text, source=str(path))
+        raise SurveyDefinitionError(source, (_problem("", "not_utf8"),)) from None
+    return load_survey(text, source=source), text
 
 
 def load_survey(text: str, *, source: str = "<string>") -> Survey:
@@ -208,38 +213,48 @@ def load_survey(text: str, *, source: str = "<string>") -> Survey:
 
 
 MESSAGES: Mapping[str, str] = {
-    "not_utf8": "the file is not UTF-8 text",
-    "yaml_syntax": "the text is not valid YAML: {detail}",
-    "duplicate_key": "this key appears more than once in the same mapping (again on line {line})",
-    "not_a_document": "the document must be a mapping with keys such as id and questions, "
-    "got {got}",
-    "unknown_key": "unknown key; expected one of {allowed}",
-    "unknown_key_typo": "unknown key; did you mean {suggestion!r}?",
-    "key_not_for_type": "this key does not apply to {type} questions",
-    "missing_key": "this required key is missing",
-    "no_value": "this required key has no value",
-    "wrong_type": "expected {expected}, got {got}",
-    "unsupported_spec": "unsupported spec version {value}; this engine reads spec {supported}",
-    "bad_id": "{value} is not a valid id; use 1 to {limit} characters of a-z, 0-9 and _",
-    "reserved_id": "{value} is reserved for conditions; choose another question id",
-    "duplicate_question": "duplicate question id {value}, already used by questions[{first}]",
-    "duplicate_option": "duplicate option id {value}",
-    "bad_locale": "{value} is not a locale code such as 'id', 'en' or 'en_US'",
-    "duplicate_locale": "locale {value} is listed more than once",
-    "default_not_listed": "{value} is not one of the listed locales ({locales})",
-    "missing_text": "missing text for locale {locale!r}",
-    "unlisted_locale": "locale {locale} is not listed in locales",
-    "empty_text": "the text must not be empty",
-    "text_too_long": "the text has {length} characters; a message holds at most {limit}",
-    "option_too_long": "the text has {length} characters; a button label holds at most {limit}",
-    "unknown_type": "unknown question type {value}; use one of {types}",
-    "out_of_bounds": "expected a whole number from {low} to {high}, got {value}",
-    "option_count": "expected {low} to {high} options, got {count}",
-    "selection_bounds": "expected a whole number from 1 to {count}, the number of options, "
-    "got {value}",
-    "min_above_max": "min {min} is greater than max {max}",
-    "not_whole": "expected a whole number because integer is true, got {value}",
+    "not_utf8": N_("the file is not UTF-8 text"),
+    "yaml_syntax": N_("the text is not valid YAML: {detail}"),
+    "duplicate_key": N_(
+        "this key appears more than once in the same mapping (again on line {line})"
+    ),
+    "not_a_document": N_(
+        "the document must be a mapping with keys such as id and questions, got {got}"
+    ),
+    "unknown_key": N_("unknown key; expected one of {allowed}"),
+    "unknown_key_typo": N_("unknown key; did you mean {suggestion!r}?"),
+    "key_not_for_type": N_("this key does not apply to {type} questions"),
+    "missing_key": N_("this required key is missing"),
+    "no_value": N_("this required key has no value"),
+    "wrong_type": N_("expected {expected}, got {got}"),
+    "unsupported_spec": N_("unsupported spec version {value}; this engine reads spec {supported}"),
+    "bad_id": N_("{value} is not a valid id; use 1 to {limit} characters of a-z, 0-9 and _"),
+    "reserved_id": N_("{value} is reserved for conditions; choose another question id"),
+    "duplicate_question": N_("duplicate question id {value}, already used by questions[{first}]"),
+    "duplicate_option": N_("duplicate option id {value}"),
+    "bad_locale": N_("{value} is not a locale code such as 'id', 'en' or 'en_US'"),
+    "duplicate_locale": N_("locale {value} is listed more than once"),
+    "default_not_listed": N_("{value} is not one of the listed locales ({locales})"),
+    "missing_text": N_("missing text for locale {locale!r}"),
+    "unlisted_locale": N_("locale {locale} is not listed in locales"),
+    "empty_text": N_("the text must not be empty"),
+    "text_too_long": N_("the text has {length} characters; a message holds at most {limit}"),
+    "option_too_long": N_("the text has {length} characters; a button label holds at most {limit}"),
+    "unknown_type": N_("unknown question type {value}; use one of {types}"),
+    "out_of_bounds": N_("expected a whole number from {low} to {high}, got {value}"),
+    "option_count": N_("expected {low} to {high} options, got {count}"),
+    "selection_bounds": N_(
+        "expected a whole number from 1 to {count}, the number of options, got {value}"
+    ),
+    "min_above_max": N_("min {min} is greater than max {max}"),
+    "not_whole": N_("expected a whole number because integer is true, got {value}"),
 }
+
+
+def _problem(path: str, key: str, **params: Any) -> Problem:
+    """A problem of rule `key`, worded in English and keeping its code for translation."""
+    return Problem(path, MESSAGES[key].format(**params), key, params)
+
 
 _ID_LIMITS = {"survey": 32, "question": 24, "option": 16}
 _LOCALE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
@@ -286,10 +301,10 @@ def _parse_yaml(text: str) -> tuple[Any, list[Problem]]:
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         detail = _yaml_detail(error, text)
-        return None, [Problem("", MESSAGES["yaml_syntax"].format(detail=detail))]
+        return None, [_problem("", "yaml_syntax", detail=detail)]
     except RecursionError:
-        detail = "it is nested too deeply"
-        return None, [Problem("", MESSAGES["yaml_syntax"].format(detail=detail))]
+        detail = N_("it is nested too deeply")
+        return None, [_problem("", "yaml_syntax", detail=detail)]
     finally:
         if loader is not None:
             loader.dispose()
@@ -326,7 +341,7 @@ def _duplicate_keys(node: yaml.Node | None, path: str, seen: set[int]) -> list[P
             if key is not None and key != "<<":
                 if key in keys:
                     line = key_node.start_mark.line + 1
-                    problems.append(Problem(child, MESSAGES["duplicate_key"].format(line=line)))
+                    problems.append(_problem(child, "duplicate_key", line=line))
                 keys.add(key)
             problems.extend(_duplicate_keys(value_node, child, seen))
     elif isinstance(node, yaml.SequenceNode):
@@ -371,7 +386,7 @@ class _Validator:
         self.locales_known = False
 
     def add(self, path: str, key: str, **params: Any) -> None:
-        self.problems.append(Problem(path, MESSAGES[key].format(**params)))
+        self.problems.append(_problem(path, key, **params))
 
     def wrong_type(self, path: str, expected: str, value: Any) -> None:
         self.add(path, "wrong_type", expected=expected, got=described(value))
@@ -436,7 +451,7 @@ class _Validator:
         if value is None:
             return None
         if not _is_whole(value):
-            self.wrong_type("spec", "a whole number", value)
+            self.wrong_type("spec", N_("a whole number"), value)
         elif value != SPEC_VERSION:
             self.add("spec", "unsupported_spec", value=value, supported=SPEC_VERSION)
         else:
@@ -449,7 +464,7 @@ class _Validator:
             return None
         limit = _ID_LIMITS[kind]
         if not isinstance(value, str):
-            self.wrong_type(path, "text", value)
+            self.wrong_type(path, N_("text"), value)
         elif not re.fullmatch(rf"[a-z0-9_]{{1,{limit}}}", value):
             self.add(path, "bad_id", value=shown(value), limit=limit)
         else:
@@ -461,7 +476,7 @@ class _Validator:
         if value is None:
             return ()
         if not isinstance(value, list) or not value:
-            self.wrong_type("locales", "a non-empty list of locale codes", value)
+            self.wrong_type("locales", N_("a non-empty list of locale codes"), value)
             return ()
         found: list[str] = []
         for i, code in enumerate(value):
@@ -479,7 +494,7 @@ class _Validator:
         if value is None:
             return None
         if not isinstance(value, str):
-            self.wrong_type("default_locale", "a locale code", value)
+            self.wrong_type("default_locale", N_("a locale code"), value)
         elif self.locales_known and value not in self.locales:
             listed = ", ".join(self.locales) or "none"
             self.add("default_locale", "default_not_listed", value=shown(value), locales=listed)
@@ -492,7 +507,9 @@ class _Validator:
         if value is None:
             return None
         if not isinstance(value, Mapping):
-            self.wrong_type(path, "a mapping of locale to text, such as {id: ..., en: ...}", value)
+            self.wrong_type(
+                path, N_("a mapping of locale to text, such as {id: ..., en: ...}"), value
+            )
             return None
         ok = True
         for locale, text in value.items():
@@ -500,7 +517,7 @@ class _Validator:
             if self.locales_known and locale not in self.locales:
                 self.add(where, "unlisted_locale", locale=shown(locale))
             elif not isinstance(text, str):
-                self.wrong_type(where, "text", text)
+                self.wrong_type(where, N_("text"), text)
             elif not text.strip():
                 self.add(where, "empty_text")
             elif len(text) > limit:
@@ -519,7 +536,7 @@ class _Validator:
         if value is None:
             return ()
         if not isinstance(value, list) or not value:
-            self.wrong_type("questions", "a non-empty list of questions", value)
+            self.wrong_type("questions", N_("a non-empty list of questions"), value)
             return ()
         drafts = [self.question(raw, i, value) for i, raw in enumerate(value)]
         subjects: dict[str, Subject] = {}
@@ -549,7 +566,7 @@ class _Validator:
         outer, self.problems = self.problems, []
         try:
             if not isinstance(raw, Mapping):
-                self.wrong_type(path, "a mapping", raw)
+                self.wrong_type(path, N_("a mapping"), raw)
                 return _Draft(index, path, {}, self.problems)
             return self.question_body(raw, index, path, siblings)
         finally:
@@ -600,7 +617,7 @@ class _Validator:
     def flag(self, value: Any, path: str) -> bool | None:
         if isinstance(value, bool):
             return value
-        self.wrong_type(path, "true or false", value)
+        self.wrong_type(path, N_("true or false"), value)
         return None
 
     def settings(self, qtype: QuestionType, raw: Mapping[str, Any], path: str) -> dict | None:
@@ -640,7 +657,7 @@ class _Validator:
                 continue
             where = _child(path, key)
             if not _is_number(value):
-                self.wrong_type(where, "a number", value)
+                self.wrong_type(where, N_("a number"), value)
             elif integer and value != int(value):
                 self.add(where, "not_whole", value=shown(value))
             else:
@@ -671,7 +688,7 @@ class _Validator:
         if value is None:
             return None
         if not isinstance(value, list):
-            self.wrong_type(path, "a list of options", value)
+            self.wrong_type(path, N_("a list of options"), value)
             return None
         before = len(self.problems)
         if not MIN_OPTIONS <= len(value) <= MAX_OPTIONS:
@@ -686,7 +703,7 @@ class _Validator:
 
     def option(self, raw: Any, path: str, earlier: list[Option]) -> Option | None:
         if not isinstance(raw, Mapping):
-            self.wrong_type(path, "a mapping with id and text", raw)
+            self.wrong_type(path, N_("a mapping with id and text"), raw)
             return None
         self.keys(raw, path, _OPTION_KEYS, _OPTION_KEYS)
         oid = self.identifier(raw.get("id"), _child(path, "id"), "option")

@@ -93,3 +93,11 @@ async def all_branches(connection: AsyncConnection) -> list[Branch]:
 async def all_regions(connection: AsyncConnection) -> list[Region]:
     rows = await connection.execute(sa.select(regions).order_by(regions.c.code))
     return [Region(row.id, row.code, row.name) for row in rows]
+
+
+async def set_survey(connection: AsyncConnection, codes: list[str], survey_key: str) -> None:
+    """Make these branches' QR codes open `survey_key`."""
+    if codes:
+        await connection.execute(
+            sa.update(branches).where(branches.c.code.in_(codes)).values(survey_key=survey_key)
+        )

@@ -111,3 +111,13 @@ async def link(connection: AsyncConnection, token: str) -> SurveyLink | None:
 async def links(connection: AsyncConnection) -> list[SurveyLink]:
     rows = await connection.execute(sa.select(survey_links).order_by(survey_links.c.id))
     return [SurveyLink(r.token, r.survey_key, r.branch_id, r.expires_at) for r in rows]
+
+
+async def summary(connection: AsyncConnection) -> list[tuple[str, int]]:
+    """Every survey key with its latest version number, by key."""
+    rows = await connection.execute(
+        sa.select(surveys.c.key, sa.func.max(surveys.c.version))
+        .group_by(surveys.c.key)
+        .order_by(surveys.c.key)
+    )
+    return [(row[0], row[1]) for row in rows]

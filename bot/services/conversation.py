@@ -199,7 +199,7 @@ class Conversations:
             if state.current is None:
                 return Info(locale, "stale")
             try:
-                step = _apply(pinned.survey, state, state.current, action, value)
+                step = apply_action(pinned.survey, state, state.current, action, value)
             except FlowError:
                 return Info(locale, "stale")
             if any(isinstance(effect, Reject) for effect in step.effects):
@@ -414,9 +414,10 @@ async def answers_so_far(
     }
 
 
-def _apply(
+def apply_action(
     survey: Survey, state: State, question_id: str, action: Action, value: str | None
 ) -> Step:
+    """The engine step a button press asks for (a survey's preview presses the same buttons)."""
     if action == "answer":
         return engine.answer(survey, state, question_id, value)
     if action == "toggle":

@@ -63,6 +63,8 @@ Reason = Literal[
     "locked",
     "code_wrong",
     "code_used",
+    "too_large",
+    "unknown_survey",
 ]
 
 

@@ -16,6 +16,7 @@ from bot.errors import ConfigError
 from bot.services import i18n, keys
 from bot.services.conversation import Conversations
 from bot.services.exports import Exports
+from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
 from bot.services.privacy import load_notice
 from bot.services.results import Results
@@ -87,6 +88,7 @@ async def open_services(settings: Settings) -> Services:
         staff,
         results,
         Exports(db, catalog, staff, results, settings.zone),
+        SurveyLibrary(db, catalog, staff, settings.default_survey),
     )
 
 

@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     export.add_argument("--out", required=True, help="the file to write")
     commands.add_parser("rebuild-rollups", help="recompute the results roll-ups from the answers")
+    branches = commands.add_parser(
+        "import-branches", help="create or update regions and branches from a CSV file"
+    )
+    branches.add_argument(
+        "file", help="CSV: region code, region name, branch code, branch name, time zone, survey"
+    )
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain")
     verify.add_argument("--head", help="a chain head recorded earlier, as ROWS:HASH")
     return parser
@@ -95,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _export(settings, args.scope, args.period, args.format, args.out))
         if args.command == "rebuild-rollups":
             return _run(lambda: _rebuild_rollups(settings))
+        if args.command == "import-branches":
+            data = _read_file(args.file)
+            return _run(lambda: _import_branches(settings, args.file, data))
         if args.command == "audit-verify":
             return _run(lambda: _audit_verify(settings, args.head))
         if args.command == "purge":
@@ -287,6 +296,43 @@ async def _rebuild_rollups(settings: Settings) -> int:
     finally:
         await db.dispose()
     print(f"Roll-ups rebuilt: {rows} rows.")
+    return 0
+
+
+def _read_file(file: str) -> bytes:
+    try:
+        with open(file, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise SuaraError(f"There is no file {file}.") from None
+    except IsADirectoryError:
+        raise SuaraError(f"{file} is a directory, not a CSV file.") from None
+    except OSError as error:
+        raise SuaraError(f"{file} cannot be read ({error.strerror}).") from None
+
+
+async def _import_branches(settings: Settings, file: str, data: bytes) -> int:
+    from bot.services.branches import import_branches
+    from bot.wiring.app import open_services
+
+    services = await open_services(settings)
+    try:
+        report = await import_branches(services.db, data)
+    finally:
+        await services.db.dispose()
+    if not report.ok:
+        count = len(report.problems)
+        print(
+            f"{file}: nothing imported, {count} problem{'s' if count != 1 else ''}:",
+            file=sys.stderr,
+        )
+        for problem in report.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    print(
+        f"{file}: {len(report.rows)} branches imported "
+        f"({report.created} new, {report.updated} updated)."
+    )
     return 0
 
 

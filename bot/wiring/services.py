@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from bot.services.conversation import Conversations
 from bot.services.exports import Exports
+from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
 from bot.services.results import Results
 from bot.services.staff import StaffAccess
@@ -32,4 +33,5 @@ class Services:
     staff: StaffAccess
     results: Results
     exports: Exports
+    library: SurveyLibrary
     outages: FaultTally = field(default_factory=_database_outages)

@@ -1,10 +1,11 @@
-"""Staff handlers: enrolment and login (access), staff management and audit (manage)."""
+"""Staff handlers: enrolment and login (access), staff management and audit (manage), the
+survey library (library)."""
 
 from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers.staff import access, manage, results
+from handlers.staff import access, library, manage, results
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
@@ -12,3 +13,4 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     access.register(app, 0)
     manage.register(app, 0)
     results.register(app, 0)
+    library.register(app, 0)

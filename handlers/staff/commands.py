@@ -47,6 +47,19 @@ COMMANDS: tuple[StaffCommand, ...] = (
         "/export [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31] [csv|xlsx]",
         N_("Responses as a CSV or XLSX file"),
     ),
+    StaffCommand("surveys", "survey.list", "/surveys", N_("Surveys, versions and their branches")),
+    StaffCommand(
+        "survey_preview",
+        "survey.preview",
+        "/survey_preview <survey>",
+        N_("Try a survey; nothing is recorded"),
+    ),
+    StaffCommand(
+        "survey_use",
+        "survey.use",
+        "/survey_use <survey> <scope>",
+        N_("Choose the survey a branch's QR code opens"),
+    ),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from bot.services.access import Role, Scope
 from bot.services.i18n import N_, datetime_text, gettext, use_locale
+from bot.services.library import SurveyListing, SurveyRejected, SurveyStored, SurveyUsed
 from bot.services.staff import (
     AuditRows,
     CodeNeeded,
@@ -20,8 +21,11 @@ from bot.services.staff import (
     StaffList,
     WhoAmI,
 )
+from flows import Problem, conditions, schema
+from handlers.staff.commands import BY_NAME
 
 _ = gettext
+MAX_REPORT = 3900  # a message holds 4096 characters; the rest is for "… and N more."
 
 REFUSED: dict[str, str] = {
     "no_session": N_("Please log in first: send /login followed by the code from your app."),
@@ -48,6 +52,8 @@ REFUSED: dict[str, str] = {
         "That code is not right. Check that your phone's clock is correct and try again."
     ),
     "code_used": N_("That code was used already. Wait for the next one and send it."),
+    "too_large": N_("That file is too large for a survey: at most {limit} KB."),
+    "unknown_survey": N_("There is no survey {key}. /surveys lists them."),
 }
 
 ROLE_NAMES = {
@@ -93,6 +99,11 @@ def refused(outcome: Refused, zone: ZoneInfo, usage: str | None = None) -> str:
                 left=outcome.params["left"]
             )
         return text
+
+
+def usage(command: str, locale: str) -> str:
+    with use_locale(locale):
+        return _("Usage: {usage}").format(usage=html.escape(BY_NAME[command].usage))
 
 
 def invited(outcome: Invited, link: str, zone: ZoneInfo) -> str:
@@ -241,3 +252,87 @@ def audit_rows(outcome: AuditRows, zone: ZoneInfo) -> str:
             line = f"#{row.id} {at} {row.actor} {row.action}{target}: {row.outcome}"
             lines.append(html.escape(line))
         return "\n".join(lines)
+
+
+# Values the survey engine words itself (kinds such as "a mapping") are translated too.
+_WORDED_PARAMS = ("expected", "got", "detail")
+_PROBLEM_TEMPLATES = {**schema.MESSAGES, **conditions.MESSAGES}
+
+
+def problem_line(problem: Problem) -> str:
+    """One survey problem in the current reader's language, after the path it is at."""
+    template = _PROBLEM_TEMPLATES.get(problem.code)
+    if template is None:
+        message = problem.message
+    else:
+        params = {
+            key: _(value) if key in _WORDED_PARAMS and isinstance(value, str) and value else value
+            for key, value in problem.params.items()
+        }
+        message = _(template).format(**params)
+    return f"{problem.path}: {message}" if problem.path else message
+
+
+def survey_rejected(outcome: SurveyRejected) -> str:
+    with use_locale(outcome.locale):
+        head = _("{file} is not a valid survey; nothing was stored. Problems: {count}").format(
+            file=html.escape(outcome.file_name), count=len(outcome.problems)
+        )
+        lines = [head]
+        for shown, problem in enumerate(outcome.problems):
+            line = f"• {html.escape(problem_line(problem))}"
+            if sum(len(x) + 1 for x in lines) + len(line) > MAX_REPORT:
+                left = len(outcome.problems) - shown
+                lines.append(_("… and {count} more.").format(count=left))
+                break
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def survey_stored(outcome: SurveyStored) -> str:
+    with use_locale(outcome.locale):
+        if not outcome.is_new:
+            return _("Survey {key} is unchanged: it is the same as version {version}.").format(
+                key=outcome.key, version=outcome.version
+            )
+        return _(
+            "Survey {key} stored as version {version}. New sessions use it; surveys already "
+            "under way keep the version they started with."
+        ).format(key=outcome.key, version=outcome.version)
+
+
+def survey_listing(outcome: SurveyListing) -> str:
+    with use_locale(outcome.locale):
+        if not outcome.surveys:
+            return _("No surveys are stored yet.")
+        lines = [f"<b>{_('Surveys')}</b>"]
+        for entry in outcome.surveys:
+            branches = ", ".join(entry.branches) if entry.branches else _("(none)")
+            lines.append(
+                _("{key}, version {version}; branches: {branches}").format(
+                    key=entry.key, version=entry.version, branches=branches
+                )
+            )
+        return "\n".join(lines)
+
+
+def survey_used(outcome: SurveyUsed) -> str:
+    with use_locale(outcome.locale):
+        return _("Survey {key} now opens from the QR codes of {scope}: {branches}.").format(
+            key=outcome.key, scope=scope_name(outcome.scope), branches=", ".join(outcome.branches)
+        )
+
+
+def preview_note(locale: str) -> str:
+    with use_locale(locale):
+        return _("Preview: your answers are not recorded.")
+
+
+def preview_done(locale: str) -> str:
+    with use_locale(locale):
+        return _("End of the preview. Nothing was recorded.")
+
+
+def preview_stale(locale: str) -> str:
+    with use_locale(locale):
+        return _("This preview has ended. Send /survey_preview to start again.")

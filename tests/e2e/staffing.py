@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pyotp
 
-from bot.devtools.emulator import SimMessage, SimUser
-from bot.services.access import Role
+from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
+from bot.services.access import Role, Scope
+from bot.services.staff import Invited
 from bot.wiring.services import Services
 from storage import staff as staff_store
 
@@ -58,6 +59,38 @@ async def add_staff(
             locale="en",
         )
     return StaffUser(staff_id, user, secret)
+
+
+def code_now(services: Services, secret: str) -> str:
+    """The code an authenticator app shows at the staff service's current time."""
+    return pyotp.TOTP(secret).at(services.staff.clock())
+
+
+async def staff_member(
+    services: Services,
+    emulator: BotApiEmulator,
+    user_id: int,
+    role: Role | str,
+    scope: Scope | str = "all",
+    *,
+    language_code: str = "en",
+    name: str = "Staff",
+) -> tuple[SimUser, str]:
+    """A staff member made the way a real one is: an invitation, the link opened in a private
+    chat, and the current code sent back, which enrols and logs in. The user and the secret."""
+    role = role if isinstance(role, Role) else Role.parse(role)
+    scope = scope if isinstance(scope, Scope) else Scope.parse(scope)
+    assert role is not None and scope is not None
+    invited = await services.staff.invite_as_system(role, scope, name)
+    assert isinstance(invited, Invited), invited
+    user = emulator.user(user_id, name, language_code=language_code)
+    await user.start(f"s_{invited.token}")
+    shown = await user.wait_for(lambda m: SECRET.search(m.body) is not None)
+    found = SECRET.search(shown.body)
+    assert found is not None
+    await user.send_text(code_now(services, found.group()))
+    await user.wait_for(lambda m: "logged in" in m.body or "masuk" in m.body)
+    return user, found.group()
 
 
 async def log_in(member: StaffUser, clock: FakeClock) -> SimMessage:

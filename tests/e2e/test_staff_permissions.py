@@ -40,6 +40,9 @@ RECIPES: dict[str, tuple[bool, Recipe]] = {
     "staff_reset": (True, lambda n, inside: f"{n}"),
     "results": (True, lambda n, inside: "JKT01 7d" if inside else "MKS01 7d"),
     "export": (True, lambda n, inside: "JKT01 7d csv" if inside else "MKS01 7d csv"),
+    "surveys": (False, lambda n, inside: ""),
+    "survey_preview": (False, lambda n, inside: "branch_service"),
+    "survey_use": (True, lambda n, inside: f"branch_service {TARGET_SCOPE[inside]}"),
 }
 
 
