@@ -171,6 +171,12 @@ async def invitation_by_hash(connection: AsyncConnection, token_hash: str) -> In
     return None if row is None else _invitation(row)
 
 
+async def invitation_by_id(connection: AsyncConnection, invitation_id: int) -> Invitation | None:
+    statement = sa.select(staff_invitations).where(staff_invitations.c.id == invitation_id)
+    row = (await connection.execute(statement)).first()
+    return None if row is None else _invitation(row)
+
+
 async def open_invitation_of(connection: AsyncConnection, telegram_id: int) -> Invitation | None:
     """The enrolment this Telegram user has begun and not finished, if any (newest first)."""
     statement = (

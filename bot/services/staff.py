@@ -340,17 +340,21 @@ class StaffAccess:
 
     async def note_secret_messages(
         self, who: Who, invitation_id: int, message_ids: list[int]
-    ) -> None:
-        """Remember the messages that show the secret, to delete them once enrolment is done."""
+    ) -> bool:
+        """Remember the messages that show the secret, to delete them once enrolment is done.
+        False when the enrolment was confirmed meanwhile (a quick code): delete them now."""
 
-        async def work(connection: AsyncConnection) -> None:
-            invitation = await store.open_invitation_of(connection, who.telegram_id)
-            if invitation is None or invitation.id != invitation_id:
-                return
+        async def work(connection: AsyncConnection) -> bool:
+            invitation = await store.invitation_by_id(connection, invitation_id)
+            if invitation is None or invitation.opened_by != who.telegram_id:
+                return True
+            if invitation.used_at is not None:
+                return False
             known = list(dict.fromkeys([*invitation.secret_messages, *message_ids]))
             await store.update_invitation(connection, invitation_id, secret_messages=known)
+            return True
 
-        await self._db.run(work)
+        return await self._db.run(work)
 
     # -- codes: enrolment, login, step-up -----------------------------------------------------
 

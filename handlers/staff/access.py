@@ -50,9 +50,11 @@ async def open_invitation(update: Update, context: Context) -> None:
         chat_id,
         lambda: context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML),
     )
-    await context.services.staff.note_secret_messages(
-        who(update), outcome.invitation_id, [photo.message_id, secret.message_id]
-    )
+    shown = [photo.message_id, secret.message_id]
+    if not await context.services.staff.note_secret_messages(
+        who(update), outcome.invitation_id, shown
+    ):
+        await delete(context, chat_id, shown)
 
 
 async def login(update: Update, context: Context) -> None:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from bot.devtools.emulator import BotApiEmulator
 from bot.services.access import Role, Scope
-from bot.services.staff import Invited
+from bot.services.staff import EnrolmentStarted, Invited, LoggedIn, Who
 from bot.wiring.logs import configure_logging
 from bot.wiring.services import Services
 from storage import audit
@@ -332,3 +332,18 @@ async def test_bad_arguments_unknown_staff_and_expired_invitations_get_one_sente
     assert "expired" in (await late.next_reply()).body
     await late.start("s_" + "x" * 32)  # a token that never existed
     assert "expired" in (await late.next_reply()).body
+
+
+async def test_secret_messages_noted_after_a_quick_code_are_deleted_at_once(
+    services: Services, clock: FakeClock
+) -> None:
+    """The code may overtake the bookkeeping of the messages that showed the secret; the
+    handler then deletes them itself."""
+    token = await _invite(services)
+    who = Who(580, language_code="en")
+    started = await services.staff.open_invitation(who, token)
+    assert isinstance(started, EnrolmentStarted)
+    assert await services.staff.note_secret_messages(who, started.invitation_id, [1])
+    done = await services.staff.submit_code(who, code(started.secret, clock))
+    assert isinstance(done, LoggedIn) and done.delete_messages == (1,)
+    assert not await services.staff.note_secret_messages(who, started.invitation_id, [2, 3])
