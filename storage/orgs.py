@@ -78,18 +78,3 @@ async def branch_by_code(connection: AsyncConnection, code: str) -> Branch | Non
     """The branch a deep link names, whatever the case of its code (`/start b_jkt01`)."""
     row = await _BRANCH_BY_CODE.first(connection, code=code.upper())
     return None if row is None else _branch(row)
-
-
-async def branch_by_id(connection: AsyncConnection, branch_id: int) -> Branch | None:
-    row = (await connection.execute(sa.select(branches).where(branches.c.id == branch_id))).first()
-    return None if row is None else _branch(row)
-
-
-async def all_branches(connection: AsyncConnection) -> list[Branch]:
-    rows = await connection.execute(sa.select(branches).order_by(branches.c.code))
-    return [_branch(row) for row in rows]
-
-
-async def all_regions(connection: AsyncConnection) -> list[Region]:
-    rows = await connection.execute(sa.select(regions).order_by(regions.c.code))
-    return [Region(row.id, row.code, row.name) for row in rows]

@@ -23,7 +23,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime as _format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import NumberPattern, format_decimal, format_percent, parse_pattern
+from babel.numbers import NumberPattern, format_decimal, parse_pattern
 
 from bot.errors import ConfigError
 
@@ -72,14 +72,6 @@ def resolve_locale(code: str | None) -> str:
     return language if language in LOCALES else DEFAULT_LOCALE
 
 
-def current_locale() -> str:
-    return _current.get()
-
-
-def set_locale(locale: str) -> None:
-    _current.set(resolve_locale(locale))
-
-
 @contextlib.contextmanager
 def use_locale(locale: str) -> Iterator[None]:
     """Render in `locale` for the duration of the block (e.g. one alert to another reader)."""
@@ -94,10 +86,6 @@ def gettext(message: str) -> str:
     return _catalog(_current.get()).gettext(message)
 
 
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return _catalog(_current.get()).ngettext(singular, plural, n)
-
-
 def N_(message: str) -> str:
     """Mark a string for extraction; translate it later, where the reader is known."""
     return message
@@ -107,10 +95,10 @@ _ = gettext
 
 
 @functools.cache
-def _pattern(digits: int, fraction: str, suffix: str = "") -> NumberPattern:
+def _pattern(digits: int, fraction: str) -> NumberPattern:
     """Babel parses a format string on every call; every question's progress line has two
     numbers, so each pattern is parsed once."""
-    return parse_pattern("#,##0" + ("." + fraction * digits if digits else "") + suffix)
+    return parse_pattern("#,##0" + ("." + fraction * digits if digits else ""))
 
 
 _babel_locale = functools.cache(Locale.parse)
@@ -124,11 +112,6 @@ def number(value: float | int | Decimal, digits: int = 1) -> str:
 def _number(value: float | int | Decimal, digits: int, locale: str) -> str:
     """Most numbers shown are small counts (every progress line has two): formatted once."""
     return format_decimal(value, format=_pattern(digits, "#"), locale=_babel_locale(locale))
-
-
-def percent(share: float, digits: int = 1) -> str:
-    locale = _babel_locale(_current.get())
-    return format_percent(share, format=_pattern(digits, "0", "%"), locale=locale)
 
 
 def datetime_text(moment: datetime, zone: ZoneInfo, form: str = "medium") -> str:

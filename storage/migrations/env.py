@@ -26,10 +26,10 @@ def _migrate(connection: Connection) -> None:
 
 
 async def _migrate_from_settings() -> None:
-    from bot.wiring.config import load_settings
     from storage.db import create_engine
+    from storage.settings import database_url
 
-    engine = create_engine(load_settings().database_url)
+    engine = create_engine(database_url())
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_migrate)
