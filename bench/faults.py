@@ -214,13 +214,14 @@ async def outage(kind: str, folder: Path, pg_url: str, customers_count: int) -> 
     log = Records()
     logging.getLogger().addHandler(log)
     try:
-        emulator = BotApiEmulator(
-            token=TOKEN, per_chat_burst=20, webhook_retry_delays=(0.5,) * 40
-        )
-        async with emulator, bot(kind, folder, pg_url, emulator, db_lock_timeout=0.5) as (
-            services,
-            _,
-            _,
+        emulator = BotApiEmulator(token=TOKEN, per_chat_burst=20, webhook_retry_delays=(0.5,) * 40)
+        async with (
+            emulator,
+            bot(kind, folder, pg_url, emulator, db_lock_timeout=0.5) as (
+                services,
+                _,
+                _,
+            ),
         ):
             users = [emulator.user(8000 + n, language_code="id") for n in range(customers_count)]
             questions = await asyncio.gather(*(consent(user, "b_JKT01") for user in users))

@@ -112,6 +112,32 @@ def _decode_hash_key(key: object) -> bytes | None:
     return raw if len(raw) >= _MIN_HASH_KEY_BYTES else None
 
 
+def _check_keys(
+    keys: tuple[str, ...],
+    hash_key: object,
+    *,
+    keys_name: str = "the Fernet keys",
+    hash_name: str = "The hash key",
+) -> None:
+    """The one check of key material, from a key file or the settings; the messages name
+    where the keys came from and never show them."""
+    if not keys:
+        raise ValueError(f"At least one Fernet key is needed in {keys_name}.")
+    for number, key in enumerate(keys, start=1):
+        if not _is_fernet_key(key):
+            raise ValueError(
+                f"Key {number} of {len(keys)} in {keys_name} is not a valid Fernet key: "
+                "it must be 32 bytes in url-safe base64 (44 characters ending in '=')."
+            )
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"The same key is listed more than once in {keys_name}.")
+    if _decode_hash_key(hash_key) is None:
+        raise ValueError(
+            f"{hash_name} is not valid: it must be at least {_MIN_HASH_KEY_BYTES} random "
+            "bytes in url-safe base64."
+        )
+
+
 @dataclass(frozen=True, repr=False)
 class KeyMaterial:
     """Every secret the keyring needs; its repr never shows them, so logging it is safe."""
@@ -124,21 +150,7 @@ class KeyMaterial:
         if isinstance(keys, str) or not isinstance(keys, tuple | list):
             raise ValueError("The Fernet keys must be given as a list, newest first.")
         object.__setattr__(self, "fernet_keys", tuple(keys))
-        if not keys:
-            raise ValueError("At least one Fernet key is needed.")
-        for number, key in enumerate(keys, start=1):
-            if not _is_fernet_key(key):
-                raise ValueError(
-                    f"Fernet key {number} of {len(keys)} is not valid: it must be 32 bytes "
-                    "in url-safe base64 (44 characters ending in '=')."
-                )
-        if len(set(keys)) != len(keys):
-            raise ValueError("The same Fernet key is listed more than once.")
-        if _decode_hash_key(self.hash_key) is None:
-            raise ValueError(
-                f"The hash key is not valid: it must be at least {_MIN_HASH_KEY_BYTES} random "
-                "bytes in url-safe base64."
-            )
+        _check_keys(self.fernet_keys, self.hash_key)
 
     def __repr__(self) -> str:
         return f"KeyMaterial(<{len(self.fernet_keys)} Fernet key(s) and a hash key, hidden>)"
@@ -195,19 +207,7 @@ def key_material_from_settings(keys: str | None, hash_key: str | None) -> KeyMat
         raise ValueError("HASH_KEY is set but ENCRYPTION_KEYS is not; set both or neither.")
     if not hash_key:
         raise ValueError("ENCRYPTION_KEYS is set but HASH_KEY is not; set both or neither.")
-    for number, key in enumerate(key_list, start=1):
-        if not _is_fernet_key(key):
-            raise ValueError(
-                f"Key {number} of {len(key_list)} in ENCRYPTION_KEYS is not a valid Fernet key: "
-                "it must be 32 bytes in url-safe base64 (44 characters ending in '=')."
-            )
-    if len(set(key_list)) != len(key_list):
-        raise ValueError("ENCRYPTION_KEYS lists the same key more than once.")
-    if _decode_hash_key(hash_key) is None:
-        raise ValueError(
-            f"HASH_KEY is not valid: it must be at least {_MIN_HASH_KEY_BYTES} random bytes "
-            "in url-safe base64."
-        )
+    _check_keys(tuple(key_list), hash_key, keys_name="ENCRYPTION_KEYS", hash_name="HASH_KEY")
     return KeyMaterial(fernet_keys=tuple(key_list), hash_key=hash_key)
 
 
@@ -329,11 +329,6 @@ class Keyring:
 
     def __repr__(self) -> str:
         return f"Keyring(<{len(self._fernets)} Fernet key(s), hidden>)"
-
-    @property
-    def key_count(self) -> int:
-        """How many Fernet keys can decrypt; more than one means a rotation is under way."""
-        return len(self._fernets)
 
     def encrypt(self, text: str) -> str:
         if not isinstance(text, str):

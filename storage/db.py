@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage.group_commit import GroupCommitter
+from storage.unit import note_write, unit_of_work
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -108,6 +109,17 @@ class Timeouts:
 
 def create_engine(url: str, *, pool_size: int = 10, timeouts: Timeouts = Timeouts()) -> AsyncEngine:
     """Build the engine; for SQLite create the file's folder and set the pragmas."""
+    engine = _engine(url, pool_size, timeouts)
+
+    @event.listens_for(engine.sync_engine, "before_execute")
+    def _core_write(_connection, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if getattr(statement, "is_dml", False):
+            note_write()  # a sealed unit refuses it (storage.unit)
+
+    return engine
+
+
+def _engine(url: str, pool_size: int, timeouts: Timeouts) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # No pre-ping, which costs a round trip per transaction: `run` retries a unit once on a
@@ -163,18 +175,25 @@ class Database:
         self._group = GroupCommitter(self.engine)
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run a short unit of work: group-committed on SQLite's single connection (see
-        group_commit), in a transaction of its own on PostgreSQL's pool, where units already
-        proceed side by side and one shared connection would only queue them."""
+        """Run a short unit of work: all of its writes commit together, or none do.
+
+        The unit is one transaction on both databases: group-committed on SQLite's single
+        connection (see group_commit), a transaction of its own on PostgreSQL's pool, where
+        units already proceed side by side and one shared connection would only queue them.
+        On PostgreSQL the transaction begins with the unit's first write (any Core statement,
+        or a prepared write, see storage.prepared), so reads before it cost no BEGIN, and a
+        unit that writes nothing commits nothing; a first write declared alone commits by
+        itself and seals the unit (storage.unit). The result is returned only after the
+        commit.
+        """
         if not self.is_postgres:
             return await self._group.run(work)
         for attempt in (1, 2):
             try:
-                # Commit as you go: the transaction begins with the first Core statement, so a
-                # unit of prepared statements alone (storage.prepared) never pays for one.
                 async with self.engine.connect() as connection:
-                    result = await work(connection)
-                    if connection.in_transaction():  # prepared statements alone began none
+                    with unit_of_work():
+                        result = await work(connection)
+                    if connection.in_transaction():  # prepared reads alone began none
                         await connection.commit()
                     return result
             except sa.exc.DBAPIError as error:

@@ -2,7 +2,7 @@
 
 StorageError
 ├── VersionConflict    a versioned update found the row changed by someone else
-└── SchemaOutOfDate    the database is not at the migration head the code expects
+└── UnitOfWorkError    a unit of work would write after a write it committed alone
 """
 
 from __future__ import annotations
@@ -16,5 +16,5 @@ class VersionConflict(StorageError):
     """Optimistic concurrency lost: reload and try again."""
 
 
-class SchemaOutOfDate(StorageError):
-    """The database schema is older or newer than this code."""
+class UnitOfWorkError(StorageError):
+    """A programming error: see storage.unit."""

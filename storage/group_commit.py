@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from storage.unit import unit_of_work
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Work = Callable[[AsyncConnection], Awaitable[Any]]
@@ -56,7 +58,7 @@ class GroupCommitter:
         live = [(work, future) for work, future in batch if not future.cancelled()]
         try:
             async with self._engine.begin() as connection:
-                results = [await work(connection) for work, _ in live]
+                results = [await _one_unit(work, connection) for work, _ in live]
         except Exception:
             if len(live) > 1:
                 log.debug("a batch of %d failed; running its units one by one", len(live))
@@ -70,10 +72,15 @@ class GroupCommitter:
     async def _alone(self, work: Work, future: asyncio.Future[Any]) -> None:
         try:
             async with self._engine.begin() as connection:
-                result = await work(connection)
+                result = await _one_unit(work, connection)
         except Exception as error:  # handed to the caller, who decides what it means
             if not future.done():
                 future.set_exception(error)
         else:
             if not future.done():
                 future.set_result(result)
+
+
+async def _one_unit(work: Work, connection: AsyncConnection) -> Any:
+    with unit_of_work():
+        return await work(connection)

@@ -23,3 +23,7 @@ async def get(connection: AsyncConnection, key: str) -> str | None:
 
 async def put(connection: AsyncConnection, key: str, value: str) -> None:
     await upsert(connection, meta, {"key": key, "value": value}, keys=("key",))
+
+
+async def delete(connection: AsyncConnection, key: str) -> None:
+    await connection.execute(sa.delete(meta).where(meta.c.key == key))

@@ -10,19 +10,19 @@ result processors.
 They run on the driver connection under the caller's `AsyncConnection`:
 
 - SQLite: always inside the caller's transaction (a group commit's batch).
-- PostgreSQL: inside the transaction the driver is in. When none has begun, a statement commits
-  on its own, which suits a versioned UPDATE: it is atomic by itself. Statements that must
-  commit together go inside `atomic()`. Only when SQLAlchemy has begun a transaction that has
-  not reached the driver yet (`engine.begin()` before any statement) does a statement go through
-  SQLAlchemy, which starts it properly.
+- PostgreSQL: a write (INSERT, UPDATE, DELETE) begins the caller's transaction if none has
+  begun, exactly as a Core statement does, so every write of a unit of work commits with the
+  rest or not at all (`Database.run`). A read before the first write runs outside any
+  transaction, which costs nothing. A write declared `alone` may commit by itself as its
+  unit's first write (see storage.unit). When SQLAlchemy has begun a transaction that has not
+  reached the driver yet, the statement first sends its BEGIN, as SQLAlchemy would.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import namedtuple
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import sqlite_connection_broken
+from storage.unit import note_write
 
 Processor = Callable[[Any], Any] | None
 
@@ -83,19 +84,16 @@ class Prepared:
     """A Core statement run straight on the driver; rows come back as named tuples.
 
     Give the statement, or for one spelled differently per database (an upsert) a function of
-    the dialect's name that builds it. With `autobegin`, a statement outside a transaction
-    begins one that the rest of the caller's unit shares, as a Core statement would: for a
-    write that must not commit without what follows it.
+    the dialect's name that builds it. A write begins the caller's transaction if none has
+    begun, so that the rest of the unit commits with it. `alone` declares a write atomic by
+    itself, which may commit alone as its unit's first write; only storage/ decides that.
     """
 
     def __init__(
-        self,
-        statement: sa.Executable | Callable[[str], sa.Executable],
-        *,
-        autobegin: bool = False,
+        self, statement: sa.Executable | Callable[[str], sa.Executable], *, alone: bool = False
     ) -> None:
         self._build = statement if callable(statement) else lambda _dialect: statement
-        self._autobegin = autobegin
+        self._alone = alone
         self._forms: dict[str, tuple[sa.Executable, _Form]] = {}
 
     def _form(self, dialect: sa.Dialect) -> tuple[sa.Executable, _Form]:
@@ -105,21 +103,19 @@ class Prepared:
             found = self._forms[dialect.name] = (statement, _Form.compile(statement, dialect))
         return found
 
-    async def _target(
-        self, connection: AsyncConnection
-    ) -> tuple[sa.Executable, _Form, _SQLite | _Postgres | None]:
-        """The statement, its compiled form and the driver to run it on (None: SQLAlchemy)."""
+    async def _target(self, connection: AsyncConnection) -> tuple[_Form, _SQLite | _Postgres]:
+        """The compiled form and the driver to run it on; a write begins the unit's
+        transaction if none has begun, unless it may commit alone."""
         statement, form = self._form(connection.dialect)
-        if self._autobegin and not connection.in_transaction():
-            await connection.begin()
-        return statement, form, await _driver(connection)
+        if statement.is_dml:
+            alone = note_write(alone=self._alone)
+            if not alone and not connection.in_transaction():
+                await connection.begin()
+        return form, await _driver(connection)
 
     async def rows(self, connection: AsyncConnection, **params: Any) -> list[Any]:
         """Run the statement (a SELECT, or a write with RETURNING) and return its rows."""
-        statement, form, driver = await self._target(connection)
-        if driver is None:
-            result = await connection.execute(statement, params)
-            return [form.row(*row) for row in result]
+        form, driver = await self._target(connection)
         records = await driver.fetch(connection, form.sql, form.arguments(params))
         return [form.to_row(record) for record in records]
 
@@ -131,10 +127,7 @@ class Prepared:
         """Run a write once per parameter set, in one call to the driver."""
         if not params:
             return
-        statement, form, driver = await self._target(connection)
-        if driver is None:
-            await connection.execute(statement, list(params))
-            return
+        form, driver = await self._target(connection)
         await driver.executemany(connection, form.sql, [form.arguments(each) for each in params])
 
 
@@ -190,6 +183,11 @@ class _Postgres:
     ) -> None:
         await self._guarded(connection, sql, self.driver.executemany(sql, arguments))
 
+    async def begin(self, connection: AsyncConnection, adapter: Any) -> None:
+        """Send the BEGIN of the transaction SQLAlchemy has begun, as its asyncpg adapter
+        would with its first statement, so that statement need not go through SQLAlchemy."""
+        await self._guarded(connection, "BEGIN", adapter._start_transaction())
+
     async def _guarded(self, connection: AsyncConnection, sql: str, call: Awaitable[Any]) -> Any:
         """A connection the server dropped is invalidated, as SQLAlchemy would, so that the
         pool replaces it and the caller may retry (`Database.run` does, once)."""
@@ -202,8 +200,8 @@ class _Postgres:
             raise
 
 
-async def _driver(connection: AsyncConnection) -> _SQLite | _Postgres | None:
-    """The driver to run on, or None where only SQLAlchemy can begin the transaction."""
+async def _driver(connection: AsyncConnection) -> _SQLite | _Postgres:
+    """The driver beneath `connection`, inside the transaction SQLAlchemy has begun, if any."""
     sync = connection.sync_connection
     if sync is not None and not sync.invalidated and not sync.closed:
         raw = sync.connection  # checked out already: a plain attribute, no trip to a greenlet
@@ -212,20 +210,7 @@ async def _driver(connection: AsyncConnection) -> _SQLite | _Postgres | None:
     driver = raw.driver_connection
     if connection.dialect.name != "postgresql":
         return _SQLite(driver)
+    postgres = _Postgres(driver)
     if connection.in_transaction() and not driver.is_in_transaction():
-        return None
-    return _Postgres(driver)
-
-
-@asynccontextmanager
-async def atomic(connection: AsyncConnection) -> AsyncIterator[None]:
-    """Statements that must commit together, prepared or not.
-
-    On PostgreSQL, outside a transaction, SQLAlchemy begins one: its first statement then goes
-    through SQLAlchemy and takes the driver into that transaction, where the rest follow. On
-    SQLite the caller's transaction (a group commit's batch) already is one."""
-    if connection.dialect.name != "postgresql" or connection.in_transaction():
-        yield
-        return
-    async with connection.begin():
-        yield
+        await postgres.begin(connection, raw.dbapi_connection)
+    return postgres

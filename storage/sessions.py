@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage import results as rollups
 from storage.errors import VersionConflict
 from storage.models import answers, customers, now, survey_sessions, surveys
-from storage.prepared import Prepared, atomic
+from storage.prepared import Prepared
 
 OPEN, COMPLETED, ABANDONED = "open", "completed", "abandoned"
 SCRUBBED: dict[str, Any] = {}  # the state of a session that has ended
@@ -126,7 +126,7 @@ _FOR_USER = Prepared(
         customers.c.telegram_id == sa.bindparam("user"),
     )
 )
-_SAVE = Prepared(
+_SAVE_STATEMENT = (
     sa.update(survey_sessions)
     .where(
         survey_sessions.c.id == sa.bindparam("session_id"),
@@ -144,6 +144,9 @@ _SAVE = Prepared(
     )
     .returning(survey_sessions.c.id)
 )
+_SAVE = Prepared(_SAVE_STATEMENT)
+# A versioned UPDATE is atomic by itself: as its unit's only write it needs no transaction.
+_SAVE_ALONE = Prepared(_SAVE_STATEMENT, alone=True)
 _ANSWER = Prepared(
     sa.insert(answers).values(
         {column.name: sa.bindparam(column.name) for column in answers.c if column.name != "id"}
@@ -211,13 +214,31 @@ async def save(
 
     Only an open session keeps its state (which may hold free text): ending one scrubs it.
     """
+    return await _save(_SAVE, connection, session, state, status)
+
+
+async def save_step(
+    connection: AsyncConnection, session: Session, state: Mapping[str, Any]
+) -> Session:
+    """`save` for a unit whose one write this is (a press that moves to the next question):
+    it commits alone, without a transaction, and the unit may write nothing after it."""
+    return await _save(_SAVE_ALONE, connection, session, state, None)
+
+
+async def _save(
+    statement: Prepared,
+    connection: AsyncConnection,
+    session: Session,
+    state: Mapping[str, Any] | None,
+    status: str | None,
+) -> Session:
     moment = now()
     status = status or session.status
     if status != OPEN:
         state = SCRUBBED
     state = session.state if state is None else dict(state)
     completed_at = moment if status == COMPLETED else session.completed_at
-    saved = await _SAVE.rows(
+    saved = await statement.rows(
         connection,
         session_id=session.id,
         read_version=session.version,
@@ -245,24 +266,23 @@ async def complete(
     """
     moment = now()
     results = list(results)
-    async with atomic(connection):
-        ended = await save(connection, session, status=COMPLETED)
-        await rollups.record_completion(
-            connection, session.branch_id, session.survey_id, moment, results
-        )
-        await _ANSWER.many(
-            connection,
-            [
-                {
-                    "session_id": session.id,
-                    "question_id": question_id,
-                    "question_type": question_type,
-                    "answered_at": moment,
-                    **answer_columns(question_type, value),
-                }
-                for question_id, question_type, value in results
-            ],
-        )
+    ended = await save(connection, session, status=COMPLETED)
+    await rollups.record_completion(
+        connection, session.branch_id, session.survey_id, moment, results
+    )
+    await _ANSWER.many(
+        connection,
+        [
+            {
+                "session_id": session.id,
+                "question_id": question_id,
+                "question_type": question_type,
+                "answered_at": moment,
+                **answer_columns(question_type, value),
+            }
+            for question_id, question_type, value in results
+        ],
+    )
     return ended
 
 

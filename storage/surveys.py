@@ -121,3 +121,8 @@ async def summary(connection: AsyncConnection) -> list[tuple[str, int]]:
         .order_by(surveys.c.key)
     )
     return [(row[0], row[1]) for row in rows]
+
+
+async def keys(connection: AsyncConnection) -> set[str]:
+    """The keys of every survey stored in the catalog."""
+    return set(await connection.scalars(sa.select(surveys.c.key).distinct()))

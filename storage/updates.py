@@ -14,14 +14,13 @@ from storage.prepared import Prepared
 _CLAIM = Prepared(
     lambda dialect: insert_ignore_statement(dialect, processed_updates).returning(
         processed_updates.c.update_id
-    ),
-    autobegin=True,
+    )
 )
 
 
 async def claim(connection: AsyncConnection, update_id: int) -> bool:
-    """Record the update id in the caller's transaction, which it begins if need be, so the
-    claim commits with the update's work or not at all; False if it was processed before."""
+    """Record the update id in the caller's unit of work, so the claim commits with the
+    update's work or not at all; False if it was processed before."""
     return bool(await _CLAIM.rows(connection, update_id=update_id, processed_at=now()))
 
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import audit, orgs
+from storage import surveys as survey_store
 from storage.db import Database
-from storage.models import surveys
 
 COLUMNS = ("region code", "region name", "branch code", "branch name", "time zone", "survey key")
 MAX_ROWS = 5000
@@ -202,17 +201,12 @@ def _known_zone(name: str, zones: Collection[str]) -> bool:
     return True
 
 
-async def survey_keys(connection: AsyncConnection) -> set[str]:
-    """The keys of every survey stored in the catalog."""
-    return set(await connection.scalars(sa.select(surveys.c.key).distinct()))
-
-
 async def import_branches(db: Database, data: bytes, actor: str = "system") -> ImportReport:
     """Check the file and, if every row is good, store all of it in one unit of work; a bad
     file changes nothing. Audited either way."""
 
     async def work(connection: AsyncConnection) -> ImportReport:
-        report = parse_branches(data, await survey_keys(connection))
+        report = parse_branches(data, await survey_store.keys(connection))
         if not report.ok:
             await audit.append(
                 connection,

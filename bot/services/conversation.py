@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,7 +36,6 @@ from storage.customers import Customer
 from storage.db import Database
 from storage.errors import VersionConflict
 from storage.models import now
-from storage.prepared import atomic
 from storage.surveys import link as find_link
 
 log = logging.getLogger(__name__)
@@ -56,6 +55,8 @@ InfoKind = Literal[
 ]
 T = TypeVar("T")
 _ATTEMPTS = 3
+# Telegram keeps an undelivered update for at most 24 hours; two days of claims is ample.
+UPDATE_MEMORY = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,12 @@ class Conversations:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
         return _reader_locale(customer, person)
 
+    async def forget_updates(self, at: datetime | None = None) -> int:
+        """Forget claims of updates Telegram can no longer deliver again, so the table that
+        catches redeliveries stays small; returns how many were forgotten."""
+        before = (at or now()) - UPDATE_MEMORY
+        return await self._db.run(lambda connection: updates.prune(connection, before))
+
     @property
     def notice(self) -> PrivacyNotice:
         return self._notice
@@ -388,17 +395,16 @@ class Conversations:
         """Persist the step: the new state, or at the end the final answers, all at once."""
         finish = next((e for e in step.effects if isinstance(e, Finish)), None)
         if finish is None:
-            saved = await session_store.save(connection, session, state=step.state.to_dict())
+            saved = await session_store.save_step(connection, session, step.state.to_dict())
             return _question(locale, pinned, saved, step)
         survey = pinned.survey
-        async with atomic(connection):
-            await session_store.complete(
-                connection,
-                session,
-                [(qid, survey.question(qid).type, value) for qid, value in finish.answers.items()],
-            )
-            if session.customer_id is not None:
-                await customer_store.touch(connection, session.customer_id)
+        await session_store.complete(
+            connection,
+            session,
+            [(qid, survey.question(qid).type, value) for qid, value in finish.answers.items()],
+        )
+        if session.customer_id is not None:
+            await customer_store.touch(connection, session.customer_id)
         return Completed(locale, survey, follow_up_promised(session.branch_id))
 
 

@@ -72,14 +72,6 @@ def resolve_locale(code: str | None) -> str:
     return language if language in LOCALES else DEFAULT_LOCALE
 
 
-def current_locale() -> str:
-    return _current.get()
-
-
-def set_locale(locale: str) -> None:
-    _current.set(resolve_locale(locale))
-
-
 @contextlib.contextmanager
 def use_locale(locale: str) -> Iterator[None]:
     """Render in `locale` for the duration of the block (e.g. one alert to another reader)."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.services.access import Org, Scope
@@ -31,7 +30,6 @@ from storage import meta, orgs
 from storage import staff as staff_store
 from storage import surveys as survey_store
 from storage.db import Database
-from storage.models import meta as meta_table
 
 MAX_SURVEY_BYTES = 64 * 1024
 PREVIEW_SESSION = 0
@@ -259,7 +257,7 @@ class SurveyLibrary:
         key = _preview_key(who.telegram_id)
         effect = step.effects[-1]
         if isinstance(effect, Finish):
-            await connection.execute(sa.delete(meta_table).where(meta_table.c.key == key))
+            await meta.delete(connection, key)
             return Completed(locale, survey)
         if isinstance(effect, Reject):  # the question on screen stays, and so do its buttons
             return Rejected(locale, effect)

@@ -7,7 +7,7 @@ The one place in `bot/` that imports `handlers/`. It only builds things; running
 from __future__ import annotations
 
 import logging
-from datetime import time, timedelta
+from datetime import time
 
 from telegram import BotCommand
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
@@ -31,9 +31,7 @@ from handlers.context import SERVICES_KEY, Context
 from handlers.errors import on_error
 from handlers.render import COMMAND_HELP
 from handlers.staff.menus import show_customer_menu
-from storage import updates
 from storage.db import UNREACHABLE, Database, Timeouts, unreachable, unwritable
-from storage.models import now
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +143,7 @@ def _schedule(app: Application, services: Services) -> None:  # type: ignore[typ
         await services.personal_data.purge()
 
     async def forget_updates(_context: object) -> None:
-        # Telegram keeps an undelivered update for at most 24 hours; two days is ample.
-        async with services.db.transaction() as connection:
-            await updates.prune(connection, now() - timedelta(days=2))
+        await services.conversations.forget_updates()
 
     assert app.job_queue is not None
     app.job_queue.run_daily(

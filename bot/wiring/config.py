@@ -12,21 +12,18 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from storage.settings import DatabaseSettings, first_problem
 
 LOCALES = ("id", "en")
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/suara.db"
 
 
-class Settings(BaseSettings):
-    """Suara's configuration; names match the environment variables, case-insensitively."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+class Settings(DatabaseSettings):
+    """Suara's configuration; names match the environment variables, case-insensitively.
+    DATABASE_URL and how settings are read come from storage.settings."""
 
     bot_token: SecretStr | None = None
-    database_url: str = DEFAULT_DATABASE_URL
     telegram_api_url: str = "https://api.telegram.org"
     default_locale: Literal["id", "en"] = "id"
     timezone: str = "Asia/Jakarta"
@@ -74,13 +71,6 @@ class Settings(BaseSettings):
             raise ValueError("is not a time of day; use HH:MM, such as 02:30")
         return value
 
-    @field_validator("database_url")
-    @classmethod
-    def _known_driver(cls, value: str) -> str:
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-        return value
-
     @field_validator("telegram_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -120,7 +110,4 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        first = error.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]).upper() or "settings"
-        message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"Setting {name} is invalid: {message}.") from None
+        raise ConfigError(first_problem(error)) from None

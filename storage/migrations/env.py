@@ -27,10 +27,10 @@ def _migrate(connection: Connection) -> None:
 
 
 async def _migrate_from_settings() -> None:
-    from bot.wiring.config import load_settings
     from storage.db import create_engine
+    from storage.settings import database_url
 
-    engine = create_engine(load_settings().database_url)
+    engine = create_engine(database_url())
     try:
         await _reachable(engine)
         async with engine.begin() as connection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -16,6 +17,13 @@ from bot.wiring.services import Services
 from storage.crypto import set_keyring
 
 TOKEN = "123456:TEST-TOKEN"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a webhook server under test."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture

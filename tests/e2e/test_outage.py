@@ -18,8 +18,8 @@ from bot.wiring.config import Settings
 from bot.wiring.runner import running
 from storage.crypto import set_keyring
 from tests.conftest import BACKEND
-from tests.e2e.conftest import TOKEN
-from tests.e2e.test_webhook import SECRET, _free_port
+from tests.e2e.conftest import TOKEN, free_port
+from tests.e2e.test_webhook import SECRET
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 pytestmark = pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL's lock_timeout")
@@ -39,7 +39,7 @@ async def test_a_locked_table_fails_fast_and_is_logged_once(
         try:
             async with services.db.transaction() as connection:
                 await load_example(connection)
-            port = _free_port()
+            port = free_port()
             hook = Webhook(f"http://127.0.0.1:{port}", "127.0.0.1", port, SECRET)
             async with running(services, hook):
                 users = [emulator.user(6100 + n, language_code="id") for n in range(5)]

@@ -22,8 +22,8 @@ from bot.wiring.runner import Webhook, running
 from bot.wiring.services import Services
 from storage import sessions as session_store
 from storage.models import customers, survey_sessions
-from tests.e2e.conftest import TOKEN
-from tests.e2e.test_webhook import SECRET, _free_port
+from tests.e2e.conftest import TOKEN, free_port
+from tests.e2e.test_webhook import SECRET
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 SENDER = {"id": 7001, "is_bot": False, "first_name": "Tia"}
@@ -50,7 +50,7 @@ async def _bot(
     settings = services.settings.model_copy(update={"telegram_api_url": emulator.api_root})
     hook = None
     if mode == "webhook":
-        port = _free_port()
+        port = free_port()
         hook = Webhook(f"http://127.0.0.1:{port}", "127.0.0.1", port, SECRET)
     async with running(replace(services, settings=settings), hook) as app:
         yield app, hook

@@ -26,7 +26,8 @@ from bot.errors import ConfigError
 from bot.transport.web import SERVER_NAME, create_web_app
 from bot.wiring.runner import Webhook, running
 from bot.wiring.services import Services
-from tests.e2e.test_webhook import SECRET, _free_port
+from tests.e2e.conftest import free_port
+from tests.e2e.test_webhook import SECRET
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 
@@ -66,7 +67,7 @@ async def test_the_webhook_serves_https_with_an_uploaded_self_signed_certificate
     emulator: BotApiEmulator, services: Services, consent: Consent, tmp_path: Path
 ) -> None:
     cert, key = _self_signed(tmp_path)
-    port = _free_port()
+    port = free_port()
     hook = Webhook(f"https://127.0.0.1:{port}", "127.0.0.1", port, SECRET, cert, key)
     async with running(services, hook):
         config = emulator.webhook.config
@@ -117,7 +118,7 @@ async def test_the_server_header_names_no_versions(services: Services, hook: Web
 
 @pytest.fixture
 def hook() -> Webhook:
-    port = _free_port()
+    port = free_port()
     return Webhook(f"http://127.0.0.1:{port}", "127.0.0.1", port, SECRET)
 
 

@@ -4,7 +4,6 @@ inside the webhook's 200 answer instead of a request of its own."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -16,20 +15,14 @@ from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.transport.web import SECRET_HEADER, WEBHOOK_PATH
 from bot.wiring.runner import Webhook, running
 from bot.wiring.services import Services
-from tests.e2e.conftest import TOKEN
+from tests.e2e.conftest import TOKEN, free_port
 
 SECRET = "webhook-secret_123"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def hook() -> Webhook:
-    port = _free_port()
+    port = free_port()
     return Webhook(f"http://127.0.0.1:{port}", "127.0.0.1", port, SECRET)
 
 

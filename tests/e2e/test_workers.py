@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from bot.wiring.config import Settings
 from bot.wiring.services import Services
 from storage.models import survey_sessions
 from tests.conftest import BACKEND
-from tests.e2e.conftest import TOKEN
+from tests.e2e.conftest import TOKEN, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -36,12 +35,6 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
         "PRIVACY_NOTICE_FILE": str(settings.privacy_notice_file),
         **extra,
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
@@ -76,7 +69,7 @@ async def test_several_workers_need_the_webhook_and_postgresql(bot_settings: Set
 async def test_two_workers_serve_customers_through_one_port(
     emulator: BotApiEmulator, bot_settings: Settings, services: Services, consent: Consent
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = _env(
         bot_settings,
         WORKERS="2",

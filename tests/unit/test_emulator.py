@@ -34,16 +34,7 @@ def keyboard(*rows: list[tuple[str, str]]) -> InlineKeyboardMarkup:
     )
 
 
-@pytest.fixture(autouse=True)
-def timedelta_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PTB 22 warns on every RetryAfter unless it may use timedelta, as it will in PTB 23."""
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[BotApiEmulator]:
-    async with BotApiEmulator(global_rate=None, per_chat_rate=None) as emulator:
-        yield emulator
+pytestmark = pytest.mark.usefixtures("timedelta_retry_after")
 
 
 async def make_bot(emulator: BotApiEmulator) -> Bot:

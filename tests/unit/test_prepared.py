@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from storage.db import Database
 from storage.models import customers, survey_sessions, surveys
-from storage.prepared import Prepared, atomic
+from storage.prepared import Prepared
 
 _SESSION = Prepared(
     sa.select(survey_sessions.c.id, survey_sessions.c.state, survey_sessions.c.completed_at).where(
@@ -28,7 +28,6 @@ _SET_LOCALE = (
     .values(locale=sa.bindparam("locale"))
 )
 _TOUCH = Prepared(_SET_LOCALE)
-_TOUCH_FIRST = Prepared(_SET_LOCALE, autobegin=True)
 MOMENT = datetime(2026, 11, 22, 3, 4, 5, tzinfo=UTC)
 
 
@@ -77,10 +76,9 @@ async def test_a_failed_unit_leaves_nothing_behind(db: Database, begin: str) -> 
     await _seed(db)
 
     async def work(connection: sa.ext.asyncio.AsyncConnection) -> None:
-        async with atomic(connection):
-            await _FINISH.rows(connection, session_id=1, state='{"b":2}', at=MOMENT)
-            await _TOUCH.many(connection, [{"customer_id": 1, "locale": "en"}])
-            raise RuntimeError("the unit fails after writing")
+        await _FINISH.rows(connection, session_id=1, state='{"b":2}', at=MOMENT)
+        await _TOUCH.many(connection, [{"customer_id": 1, "locale": "en"}])
+        raise RuntimeError("the unit fails after writing")
 
     with pytest.raises(RuntimeError):
         if begin == "run":
@@ -107,13 +105,13 @@ async def test_a_core_statement_first_puts_the_driver_in_its_transaction(db: Dat
 
 
 @pytest.mark.parametrize("fail", [True, False])
-async def test_an_autobegin_write_commits_with_what_follows_or_not_at_all(
+async def test_a_prepared_write_first_commits_with_what_follows_or_not_at_all(
     db: Database, fail: bool
 ) -> None:
     await _seed(db)
 
     async def work(connection: sa.ext.asyncio.AsyncConnection) -> None:
-        await _TOUCH_FIRST.many(connection, [{"customer_id": 1, "locale": "en"}])
+        await _TOUCH.many(connection, [{"customer_id": 1, "locale": "en"}])
         await _FINISH.rows(connection, session_id=1, state='{"d":4}', at=MOMENT)
         if fail:
             raise RuntimeError("the unit fails after both writes")
@@ -127,15 +125,14 @@ async def test_an_autobegin_write_commits_with_what_follows_or_not_at_all(
         assert await _state(db) == ('{"d":4}', "en")
 
 
-async def test_core_statements_join_an_atomic_block(db: Database) -> None:
+async def test_prepared_and_core_writes_share_the_unit(db: Database) -> None:
     await _seed(db)
 
     async def work(connection: sa.ext.asyncio.AsyncConnection, fail: bool) -> None:
-        async with atomic(connection):
-            await _FINISH.rows(connection, session_id=1, state='{"e":5}', at=MOMENT)
-            await connection.execute(sa.update(customers).values(locale="en"))
-            if fail:
-                raise RuntimeError("roll back the prepared and the Core write")
+        await _FINISH.rows(connection, session_id=1, state='{"e":5}', at=MOMENT)
+        await connection.execute(sa.update(customers).values(locale="en"))
+        if fail:
+            raise RuntimeError("roll back the prepared and the Core write")
 
     with pytest.raises(RuntimeError):
         await db.run(lambda connection: work(connection, True))

@@ -25,16 +25,7 @@ from bot.transport.request import AiohttpRequest, UpdatesRequest
 PNG_1x1 = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 
 
-@pytest.fixture(autouse=True)
-def timedelta_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PTB 22 warns on every RetryAfter unless it may use timedelta, as it will in PTB 23."""
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[BotApiEmulator]:
-    async with BotApiEmulator(global_rate=None, per_chat_rate=None) as emulator:
-        yield emulator
+pytestmark = pytest.mark.usefixtures("timedelta_retry_after")
 
 
 def make_bot(emulator: BotApiEmulator, request: AiohttpRequest | None = None) -> Bot:
