@@ -151,6 +151,21 @@ async def unsupported(update: Update, context: Context) -> None:
     await _say(update, context, Reply(message))
 
 
+async def contact(update: Update, context: Context) -> None:
+    """A phone number shared with the contact button: the customer's own finds them on the
+    bank's list; anyone else's is answered like any other attachment."""
+    assert update.message is not None and update.message.contact is not None
+    person = _person(update)
+    shared = update.message.contact
+    if shared.user_id != person.telegram_id:
+        await unsupported(update, context)
+        return
+    outcome = await context.services.conversations.shared_contact(
+        update.update_id, person, shared.phone_number
+    )
+    await _send_outcome(update, context, outcome)
+
+
 async def press(update: Update, context: Context) -> None:
     """Handles every button: survey answers, the privacy notice, language and erasure."""
     query = update.callback_query
@@ -253,4 +268,5 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("delete_me", delete_me, filters=PRIVATE))
     app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, unknown_command))
     app.add_handler(MessageHandler(PRIVATE & filters.TEXT, text))
+    app.add_handler(MessageHandler(PRIVATE & filters.CONTACT, contact))
     app.add_handler(MessageHandler(PRIVATE & ~filters.TEXT, unsupported))

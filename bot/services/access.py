@@ -50,6 +50,10 @@ PERMISSIONS: dict[str, Role] = {
     "survey.upload": Role.EDITOR,
     "survey.preview": Role.EDITOR,
     "survey.use": Role.ADMIN,
+    # Lists hold many customers' personal data and their links tie Telegram accounts to them.
+    "customers.import": Role.ADMIN,
+    # A poster carries only a public branch link: editors prepare branch material.
+    "qr.poster": Role.EDITOR,
 }
 
 # Actions that need a fresh code (step-up) before they are carried out.

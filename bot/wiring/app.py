@@ -15,6 +15,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from bot.errors import ConfigError
 from bot.services import i18n, keys
 from bot.services.conversation import Conversations
+from bot.services.customer_lists import CustomerLists
 from bot.services.personal_data import PersonalData
 from bot.services.privacy import load_notice
 from bot.services.staff import StaffAccess
@@ -57,6 +58,7 @@ async def open_services(settings: Settings) -> Services:
     except BaseException:
         await db.dispose()
         raise
+    staff = StaffAccess(db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours)
     pacer = Pacer(settings.send_rate, settings.per_chat_rate, settings.per_chat_burst)
     return Services(
         settings,
@@ -65,7 +67,8 @@ async def open_services(settings: Settings) -> Services:
         Conversations(db, catalog, notice, settings),
         pacer,
         PersonalData(db, catalog, settings),
-        StaffAccess(db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours),
+        staff,
+        CustomerLists(db, staff),
     )
 
 

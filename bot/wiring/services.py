@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.services.conversation import Conversations
+from bot.services.customer_lists import CustomerLists
 from bot.services.personal_data import PersonalData
 from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
@@ -22,3 +23,4 @@ class Services:
     pacer: Pacer
     personal_data: PersonalData
     staff: StaffAccess
+    customer_lists: CustomerLists

@@ -35,6 +35,7 @@ COMMANDS: tuple[StaffCommand, ...] = (
         "staff_reset", "staff.reset", "/staff_reset <n>", N_("Reset a staff member's TOTP")
     ),
     StaffCommand("audit", "audit.read", "/audit [n]", N_("The latest audit log entries")),
+    StaffCommand("qr", "qr.poster", "/qr <branch> [survey]", N_("A printable QR poster")),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}

@@ -38,6 +38,7 @@ RECIPES: dict[str, tuple[bool, Recipe]] = {
     "staff_off": (True, lambda n, inside: f"{n}"),
     "staff_on": (True, lambda n, inside: f"{n}"),
     "staff_reset": (True, lambda n, inside: f"{n}"),
+    "qr": (True, lambda n, inside: TARGET_SCOPE[inside].removeprefix("branch:")),
 }
 
 
