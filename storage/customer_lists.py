@@ -27,6 +27,7 @@ class Listed:
     row_hash: str | None
     branch_id: int | None
     has_link: bool
+    claimed: bool  # a Telegram account is tied to them
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,17 @@ async def by_ref_hashes(connection: AsyncConnection, hashes: Iterable[str]) -> d
                 customers.c.row_hash,
                 customers.c.branch_id,
                 customers.c.link_hash,
+                customers.c.telegram_id,
             ).where(customers.c.ref_hash.in_(wanted[start : start + _CHUNK]))
         )
         for row in rows:
             found[row.ref_hash] = Listed(
-                row.id, row.ref_hash, row.row_hash, row.branch_id, row.link_hash is not None
+                row.id,
+                row.ref_hash,
+                row.row_hash,
+                row.branch_id,
+                row.link_hash is not None,
+                row.telegram_id is not None,
             )
     return found
 

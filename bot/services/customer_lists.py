@@ -286,9 +286,10 @@ async def import_rows(
                 phone=row.phone,
                 phone_hash=customer_store.phone_index(row.phone),
                 branch_id=branch_id,
-                locale=row.locale,
                 row_hash=_row_index(row),
             )
+            if not listed.claimed:  # once they use the bot, the language is theirs to choose
+                changes["locale"] = row.locale
             updated += 1
         else:
             unchanged += 1

@@ -187,6 +187,17 @@ async def test_an_account_that_answered_before_becomes_one_customer_row(
         consented = list(await connection.scalars(sa.select(consents.c.customer_id)))
     assert owners == {row.id} and consented == [row.id]
 
+    # A changed row updates her record, but the language is hers to choose now.
+    again = await _import(services, "C-310,Siti A. Rahma,081234567899,JKT01,en\n")
+    assert again.updated == 1 and again.links == []
+    async with services.db.transaction() as connection:
+        name, locale = (
+            await connection.execute(
+                sa.select(customers.c.name, customers.c.locale).where(customers.c.id == row.id)
+            )
+        ).one()
+    assert (name, locale) == ("Siti A. Rahma", "id")
+
 
 async def test_sharing_ones_phone_finds_the_imported_customer(
     emulator: BotApiEmulator, services: Services, consent: Consent
@@ -197,6 +208,9 @@ async def test_sharing_ones_phone_finds_the_imported_customer(
     assert "privacy notice" in (await rudi.next_reply()).body  # nothing matched before consent
     greeting = await consent(rudi, None)
     assert "Hello" in greeting.body
+    offer = await rudi.wait_for(lambda m: "Share your phone number" in m.body)
+    [[button]] = (offer.reply_markup or {})["keyboard"]
+    assert button["request_contact"] is True and button["text"] == "Share my phone number"
 
     await rudi.send_contact("+62 812 9999 0000", user_id=999)  # someone else's card
     assert "answer with the buttons" in (await rudi.next_reply()).body
@@ -207,6 +221,10 @@ async def test_sharing_ones_phone_finds_the_imported_customer(
     assert "Thank you for visiting" in question.body
     [row] = await _customers(services)
     assert (row.telegram_id, row.ref_hash, row.code) == (721, ref_index("C-320"), "JKT01")
+
+    await rudi.send_text("/mydata")
+    exported = await rudi.wait_for(lambda m: m.document is not None)
+    assert b'"customer_ref": "C-320"' in (exported.content or b"")
 
 
 def _finder_edge(dark: np.ndarray) -> tuple[int, int, int]:

@@ -110,8 +110,8 @@ class SimMessage:
             data["caption"] = self.caption
             if self.caption_entities:
                 data["caption_entities"] = self.caption_entities
-        if self.reply_markup is not None:
-            data["reply_markup"] = self.reply_markup
+        if self.reply_markup is not None and "inline_keyboard" in self.reply_markup:
+            data["reply_markup"] = self.reply_markup  # Telegram shows only inline keyboards
         return data
 
     def __repr__(self) -> str:
