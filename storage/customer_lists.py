@@ -109,11 +109,12 @@ class Claimable:
 
 
 async def by_link_hash(connection: AsyncConnection, link_hash: str) -> Claimable | None:
+    """The customer a personal link names, locked until the claim commits (PostgreSQL)."""
     row = (
         await connection.execute(
-            sa.select(customers.c.id, customers.c.telegram_id, customers.c.branch_id).where(
-                customers.c.link_hash == link_hash, customers.c.erased_at.is_(None)
-            )
+            sa.select(customers.c.id, customers.c.telegram_id, customers.c.branch_id)
+            .where(customers.c.link_hash == link_hash, customers.c.erased_at.is_(None))
+            .with_for_update()  # two accounts opening one link: the second waits, finds none
         )
     ).first()
     return None if row is None else Claimable(row.id, row.telegram_id, row.branch_id)
@@ -132,6 +133,7 @@ async def unclaimed_by_phone_hash(connection: AsyncConnection, phone_hash: str) 
             )
             .order_by(customers.c.id)
             .limit(1)
+            .with_for_update()
         )
     ).first()
     return None if row is None else Claimable(row.id, row.telegram_id, row.branch_id)

@@ -158,6 +158,22 @@ async def test_a_personal_link_ties_the_account_and_opens_the_branch_survey(
     assert "not valid" in (other.last.body if other.last else "")
     assert [r.telegram_id for r in await _customers(services)] == [701, 702]
 
+    # Erasure takes the customer ref and the link with it: the link stops working.
+    await budi.send_text("/delete_me")
+    await budi.press(await budi.next_reply(), "e:y")
+    assert "telah dihapus" in (await budi.next_reply()).body
+    async with services.db.transaction() as connection:
+        erased = (
+            await connection.execute(
+                sa.select(customers.c.ref, customers.c.ref_hash, customers.c.link_hash).where(
+                    customers.c.id == row.id
+                )
+            )
+        ).one()
+    assert tuple(erased) == (None, None, None)
+    await consent(budi, f"p_{token}")
+    assert "tidak berlaku" in (budi.last.body if budi.last else "")
+
 
 async def test_an_account_that_answered_before_becomes_one_customer_row(
     emulator: BotApiEmulator, services: Services, consent: Consent
@@ -281,3 +297,22 @@ async def test_qr_poster_carries_the_branch_link(
     ):
         await editor.user.send_text(command)
         assert (await editor.user.next_reply()).body == answer
+
+
+async def test_two_accounts_opening_one_link_at_once_tie_exactly_one(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    report = await _import(services, "C-330,Dodi,081234560000,JKT01,id\n")
+    users = [emulator.user(user_id, language_code="en") for user_id in (731, 732, 733)]
+    for user in users:
+        await consent(user, None)
+    for user in users:
+        await user.start(f"p_{report.links[0].token}")
+    replies = [
+        await user.wait_for(lambda m: "visiting" in m.body or "not valid" in m.body)
+        for user in users
+    ]
+    assert sorted("visiting" in reply.body for reply in replies) == [False, False, True]
+    tied = [row for row in await _customers(services) if row.ref_hash is not None]
+    assert len(tied) == 1 and tied[0].telegram_id in (731, 732, 733)
+    assert len(await _customers(services)) == 3
