@@ -13,8 +13,8 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
 from bot.services import customer_lists, posters
+from bot.services.customer_csv import MAX_BYTES
 from bot.services.customer_lists import (
-    MAX_BYTES,
     ImportReport,
     ListUnreadable,
     PosterLink,

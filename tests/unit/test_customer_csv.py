@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.services.customer_lists import (
+from bot.services.customer_csv import (
     BAD_LOCALE,
     BAD_PHONE,
     BAD_REF,
@@ -51,7 +51,9 @@ def test_each_bad_row_is_named_with_its_column_and_reason() -> None:
         b"C-3,Ani,081234567891,,id\n"
         b"C-4,Tan,081234567892\n"
         b"C-1,Budi lagi,081234567893,JKT01,id\n"
-        + b"C-5," + b"x" * 101 + b",081234567894,JKT01,id\n"
+        + b"C-5,"
+        + b"x" * 101
+        + b",081234567894,JKT01,id\n"
     )
     assert [r.ref for r in parsed.rows] == ["C-1"]
     assert parsed.errors == [
