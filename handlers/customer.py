@@ -6,7 +6,7 @@ these few handlers turn any update into the right engine call whichever process 
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import KeyboardButton, ReplyKeyboardMarkup, Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -29,6 +29,7 @@ from bot.services.conversation import (
 from bot.services.i18n import gettext as _
 from bot.services.i18n import resolve_locale, use_locale
 from bot.services.personal_data import export_json
+from bot.transport.retry import with_flood_wait
 from handlers import callbacks, render
 from handlers.context import Context
 from handlers.render import Reply
@@ -70,6 +71,8 @@ async def _send_outcome(update: Update, context: Context, outcome: Outcome) -> N
     reply = _reply(outcome)
     if reply is not None:
         await _say(update, context, reply)
+    if isinstance(outcome, Info) and outcome.kind == "greeting":
+        await _offer_contact(update, context, outcome.locale)
     if isinstance(outcome, LanguageSet) and outcome.question is not None:
         await _send_outcome(update, context, outcome.question)
 
@@ -149,6 +152,37 @@ async def unsupported(update: Update, context: Context) -> None:
     with use_locale(locale):
         message = _("Please answer with the buttons, or type your answer as text.")
     await _say(update, context, Reply(message))
+
+
+async def _offer_contact(update: Update, context: Context, locale: str) -> None:
+    """Telegram's contact button, for customers on the bank's list who came without their
+    personal link: their own number finds them."""
+    assert update.effective_chat is not None
+    chat_id = update.effective_chat.id
+    with use_locale(locale):
+        text = _("Invited by the bank? Share your phone number and I will find your survey.")
+        button = KeyboardButton(_("Share my phone number"), request_contact=True)
+    keyboard = ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
+    await with_flood_wait(
+        lambda: context.bot.send_message(chat_id, text, reply_markup=keyboard),
+        context.services.pacer,
+        chat_id,
+    )
+
+
+async def contact(update: Update, context: Context) -> None:
+    """A phone number shared with the contact button: the customer's own finds them on the
+    bank's list; anyone else's is answered like any other attachment."""
+    assert update.message is not None and update.message.contact is not None
+    person = _person(update)
+    shared = update.message.contact
+    if shared.user_id != person.telegram_id:
+        await unsupported(update, context)
+        return
+    outcome = await context.services.conversations.shared_contact(
+        update.update_id, person, shared.phone_number
+    )
+    await _send_outcome(update, context, outcome)
 
 
 async def press(update: Update, context: Context) -> None:
@@ -253,4 +287,5 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("delete_me", delete_me, filters=PRIVATE))
     app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, unknown_command))
     app.add_handler(MessageHandler(PRIVATE & filters.TEXT, text))
+    app.add_handler(MessageHandler(PRIVATE & filters.CONTACT, contact))
     app.add_handler(MessageHandler(PRIVATE & ~filters.TEXT, unsupported))

@@ -53,6 +53,10 @@ INFO: dict[InfoKind, str] = {
         "Understood. Nothing has been stored apart from your decision. If you change your "
         "mind, send /start again."
     ),
+    "contact_unknown": N_(
+        "Thank you. Your number is not on our customer list: scan the QR code at a branch or "
+        "open the link we sent you to answer a survey."
+    ),
 }
 
 REJECT: dict[str, str] = {

@@ -160,6 +160,7 @@ class Profile:
     phone: str | None
     created_at: datetime
     last_active_at: datetime
+    ref: str | None = None  # the bank's customer number, for customers from its lists
 
 
 def phone_index(phone: str) -> str:
@@ -194,11 +195,12 @@ async def profile(connection: AsyncConnection, customer_id: int) -> Profile | No
         customers.c.phone,
         customers.c.created_at,
         customers.c.last_active_at,
+        customers.c.ref,
     ).where(customers.c.id == customer_id)
     row = (await connection.execute(statement)).first()
     if row is None:
         return None
-    return Profile(_customer(row), row.name, row.phone, row.created_at, row.last_active_at)
+    return Profile(_customer(row), row.name, row.phone, row.created_at, row.last_active_at, row.ref)
 
 
 async def anonymise(connection: AsyncConnection, customer_id: int) -> None:
@@ -211,6 +213,10 @@ async def anonymise(connection: AsyncConnection, customer_id: int) -> None:
             name=None,
             phone=None,
             phone_hash=None,
+            ref=None,
+            ref_hash=None,
+            link_hash=None,
+            row_hash=None,
             consent_version=None,
             consent_at=None,
             branch_id=None,

@@ -98,6 +98,14 @@ customers = sa.Table(
     _when("created_at", nullable=False, server_default=UTC_NOW),
     _when("last_active_at", nullable=False, server_default=UTC_NOW),
     _when("erased_at", nullable=True),
+    # From the bank's customer lists: the customer number (encrypted) and keyed hashes of it,
+    # of the personal link's token and of the imported row (to see what a re-import changes).
+    sa.Column("ref", EncryptedText, nullable=True),
+    sa.Column("ref_hash", sa.String(64), nullable=True),
+    sa.Column("link_hash", sa.String(64), nullable=True),
+    sa.Column("row_hash", sa.String(64), nullable=True),
+    sa.Index("ix_customers_ref_hash", "ref_hash", unique=True),
+    sa.Index("ix_customers_link_hash", "link_hash", unique=True),
 )
 
 consents = sa.Table(

@@ -80,6 +80,11 @@ async def branch_by_code(connection: AsyncConnection, code: str) -> Branch | Non
     return None if row is None else _branch(row)
 
 
+async def branch_by_id(connection: AsyncConnection, branch_id: int) -> Branch | None:
+    row = (await connection.execute(sa.select(branches).where(branches.c.id == branch_id))).first()
+    return None if row is None else _branch(row)
+
+
 async def all_branches(connection: AsyncConnection) -> list[Branch]:
     rows = await connection.execute(sa.select(branches).order_by(branches.c.code))
     return [_branch(row) for row in rows]

@@ -55,6 +55,10 @@ PERMISSIONS: dict[str, Role] = {
     "survey.use": Role.ADMIN,
     "results.read": Role.VIEWER,
     "export.read": Role.VIEWER,
+    # Lists hold many customers' personal data and their links tie Telegram accounts to them.
+    "customers.import": Role.ADMIN,
+    # A poster carries only a public branch link: editors prepare branch material.
+    "qr.poster": Role.EDITOR,
 }
 
 # Actions that need a fresh code (step-up) before they are carried out.

@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.services import customer_lists
 from bot.services.follow_up import follow_up_promised
 from bot.services.i18n import resolve_locale
 from bot.services.privacy import PrivacyNotice
@@ -52,6 +53,7 @@ InfoKind = Literal[
     "opted_in",
     "needs_consent",
     "declined",
+    "contact_unknown",
 ]
 T = TypeVar("T")
 _ATTEMPTS = 3
@@ -268,6 +270,22 @@ class Conversations:
 
         return await self._unit(update_id, work)
 
+    async def shared_contact(self, update_id: int, person: Person, phone: str) -> Outcome:
+        """The customer shared their own phone number: it finds their imported customer as a
+        personal link does, and their branch survey opens."""
+
+        async def work(connection: AsyncConnection) -> Outcome:
+            customer = await customer_store.by_telegram_id(connection, person.telegram_id)
+            if not self._has_consent(customer):
+                return Info(_reader_locale(customer, person), "needs_consent")
+            assert customer is not None
+            payload = await customer_lists.claim_phone(connection, customer.id, phone)
+            if payload is None:
+                return Info(customer.locale, "contact_unknown")
+            return await self._open(connection, customer, payload)
+
+        return await self._unit(update_id, work)
+
     async def locale_of(self, person: Person) -> str:
         """The reader's language for replies that change nothing (help, privacy)."""
         async with self._db.transaction() as connection:
@@ -328,6 +346,10 @@ class Conversations:
             pinned = await self._catalog.pinned(connection, current.survey_id)
             step = engine.resume(pinned.survey, State.from_dict(current.state))
             return _question(customer.locale, pinned, current, step, resumed=True)
+        if payload.startswith("p_"):  # a personal link from a customer list
+            payload = await customer_lists.claim_link(connection, customer.id, payload[2:])
+            if payload is None:
+                return Info(customer.locale, "link_unknown")
         target = await self._resolve(connection, payload)
         if target is None:
             return Info(customer.locale, "link_unknown")

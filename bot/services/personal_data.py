@@ -62,6 +62,7 @@ class PersonalData:
                 "telegram_id": customer.telegram_id,
                 "name": profile.name,
                 "phone": profile.phone,
+                "customer_ref": profile.ref,
                 "language": customer.locale,
                 "branch_id": customer.branch_id,
                 "opted_out": customer.opted_out,

@@ -15,6 +15,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from bot.errors import ConfigError
 from bot.services import i18n, keys
 from bot.services.conversation import Conversations
+from bot.services.customer_lists import CustomerLists
 from bot.services.exports import Exports
 from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
@@ -87,6 +88,7 @@ async def open_services(settings: Settings) -> Services:
         results,
         Exports(db, catalog, staff, results, settings.zone),
         SurveyLibrary(db, catalog, staff, settings.default_survey),
+        CustomerLists(db, staff),
     )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import BinaryIO
 
 from bot.errors import ConfigError, SuaraError
 from bot.wiring.config import Settings, load_settings
@@ -63,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     branches.add_argument(
         "file", help="CSV: region code, region name, branch code, branch name, time zone, survey"
     )
+    lists = commands.add_parser("import-customers", help="import a customer list (CSV)")
+    lists.add_argument("file", help="CSV: customer ref, name, phone, branch code, locale")
+    lists.add_argument("--links", help="write ref, name and personal link of new links here")
+    lists.add_argument(
+        "--renew-links",
+        action="store_true",
+        help="new links for every customer in the file (their old links stop working)",
+    )
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain")
     verify.add_argument("--head", help="a chain head recorded earlier, as ROWS:HASH")
     return parser
@@ -104,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "import-branches":
             data = _read_file(args.file)
             return _run(lambda: _import_branches(settings, args.file, data))
+        if args.command == "import-customers":
+            return _import_customers_command(settings, args.file, args.links, args.renew_links)
         if args.command == "audit-verify":
             return _run(lambda: _audit_verify(settings, args.head))
         if args.command == "purge":
@@ -334,6 +345,48 @@ async def _import_branches(settings: Settings, file: str, data: bytes) -> int:
         f"({report.created} new, {report.updated} updated)."
     )
     return 0
+
+
+def _import_customers_command(
+    settings: Settings, path: str, links_path: str | None, renew: bool
+) -> int:
+    """Read the list and open the links file first: an import whose links could not be
+    written would leave links nobody can print again."""
+    from contextlib import nullcontext
+    from pathlib import Path
+
+    try:
+        data = Path(path).read_bytes()
+        links = open(links_path, "wb") if links_path else nullcontext()  # noqa: SIM115
+    except OSError as error:
+        raise SuaraError(f"Cannot use {error.filename}: {error.strerror}.") from None
+    with links as out:
+        return _run(lambda: _import_customers(settings, data, out, renew))
+
+
+async def _import_customers(
+    settings: Settings, data: bytes, out: BinaryIO | None, renew: bool
+) -> int:
+    from bot.services import customer_lists
+    from bot.wiring.app import open_services
+
+    services = await open_services(settings)
+    try:
+        report = await services.customer_lists.import_as_system(data, renew=renew)
+    except customer_lists.BadList as error:
+        raise SuaraError(error.reason) from None
+    finally:
+        await services.db.dispose()
+    print(customer_lists.describe(report))
+    if out is not None:
+        username = await _bot_username(settings) or "<your_bot>"
+        out.write(customer_lists.links_csv(report.links, username))
+        print(f"{len(report.links)} new personal links written to {out.name}.")
+    elif report.links:
+        print(f"{len(report.links)} new personal links were made: use --links FILE to keep them.")
+    if report.updated or report.unchanged:
+        print("Customers imported before keep their links (--renew-links gives them new ones).")
+    return 1 if report.rejected else 0
 
 
 async def _audit_verify(settings: Settings, head: str | None) -> int:

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.services.conversation import Conversations
+from bot.services.customer_lists import CustomerLists
 from bot.services.exports import Exports
 from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
@@ -34,4 +35,5 @@ class Services:
     results: Results
     exports: Exports
     library: SurveyLibrary
+    customer_lists: CustomerLists
     outages: FaultTally = field(default_factory=_database_outages)

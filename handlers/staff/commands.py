@@ -60,6 +60,7 @@ COMMANDS: tuple[StaffCommand, ...] = (
         "/survey_use <survey> <scope>",
         N_("Choose the survey a branch's QR code opens"),
     ),
+    StaffCommand("qr", "qr.poster", "/qr <branch> [survey]", N_("A printable QR poster")),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}

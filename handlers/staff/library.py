@@ -191,7 +191,9 @@ def register(app: Application, group: int) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("surveys", surveys), group)
     app.add_handler(CommandHandler("survey_use", survey_use), group)
     app.add_handler(CommandHandler("survey_preview", survey_preview), group)
-    app.add_handler(MessageHandler(PRIVATE & filters.Document.ALL, upload), group - 1)
+    # Every document but a CSV (a customer list, handlers/staff/lists.py) is a survey upload.
+    surveys_only = filters.Document.ALL & ~filters.Document.FileExtension("csv")
+    app.add_handler(MessageHandler(PRIVATE & surveys_only, upload), group - 1)
     app.add_handler(CallbackQueryHandler(preview_press, pattern=PREVIEW_PRESS), group - 2)
     # A 6-digit text is left to the code handler: it may be a login or step-up code.
     typed = PRIVATE & filters.TEXT & ~filters.COMMAND & ~filters.Regex(CODE)

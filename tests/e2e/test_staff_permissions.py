@@ -43,6 +43,7 @@ RECIPES: dict[str, tuple[bool, Recipe]] = {
     "surveys": (False, lambda n, inside: ""),
     "survey_preview": (False, lambda n, inside: "branch_service"),
     "survey_use": (True, lambda n, inside: f"branch_service {TARGET_SCOPE[inside]}"),
+    "qr": (True, lambda n, inside: TARGET_SCOPE[inside].removeprefix("branch:")),
 }
 
 

@@ -48,6 +48,7 @@ class SimMessage:
     reply_markup: dict[str, Any] | None = None
     photo: list[dict[str, Any]] | None = None
     document: dict[str, Any] | None = None
+    contact: dict[str, Any] | None = None
     content: bytes | None = None
     deleted: bool = False
     edit_date: int | None = None
@@ -103,12 +104,14 @@ class SimMessage:
             data["photo"] = self.photo
         if self.document is not None:
             data["document"] = self.document
+        if self.contact is not None:
+            data["contact"] = self.contact
         if self.caption:
             data["caption"] = self.caption
             if self.caption_entities:
                 data["caption_entities"] = self.caption_entities
-        if self.reply_markup is not None:
-            data["reply_markup"] = self.reply_markup
+        if self.reply_markup is not None and "inline_keyboard" in self.reply_markup:
+            data["reply_markup"] = self.reply_markup  # Telegram shows only inline keyboards
         return data
 
     def __repr__(self) -> str:

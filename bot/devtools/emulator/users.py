@@ -149,6 +149,19 @@ class SimUser:
         message = self._new_user_message(document=document, content=content, caption=caption)
         return await self._act({"message": message.to_api()})
 
+    async def send_contact(
+        self, phone_number: str, *, user_id: int | None = None
+    ) -> dict[str, Any]:
+        """Share a phone number with the contact button: one's own (``user_id`` defaults to
+        this user's id) or, with another ``user_id``, someone else's."""
+        contact = {
+            "phone_number": phone_number,
+            "first_name": self.first_name,
+            "user_id": self.id if user_id is None else user_id,
+        }
+        message = self._new_user_message(contact=contact)
+        return await self._act({"message": message.to_api()})
+
     async def press(
         self, message: SimMessage | int, data: str | None = None, *, label: str | None = None
     ) -> dict[str, Any]:
