@@ -17,7 +17,6 @@ from telegram.ext import (
 
 from bot.services.conversation import (
     Completed,
-    Duplicate,
     Info,
     LanguageSet,
     Outcome,
@@ -29,11 +28,11 @@ from bot.services.conversation import (
 from bot.services.i18n import gettext as _
 from bot.services.i18n import resolve_locale, use_locale
 from bot.services.personal_data import export_json
-from bot.transport.retry import with_flood_wait
+from bot.transport.retry import with_retry
 from handlers import callbacks, render
 from handlers.context import Context
 from handlers.render import Reply
-from handlers.replies import answer, answer_and_edit, edit, send
+from handlers.replies import answer, answer_and_edit, edit, send, strip_keyboard
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -68,13 +67,39 @@ async def _say(update: Update, context: Context, reply: Reply) -> None:
 
 
 async def _send_outcome(update: Update, context: Context, outcome: Outcome) -> None:
+    """Show the outcome in a new message; a question sent anew becomes the live one."""
     reply = _reply(outcome)
     if reply is not None:
-        await _say(update, context, reply)
+        assert update.effective_chat is not None
+        chat_id = update.effective_chat.id
+        if isinstance(outcome, Question | Completed) and outcome.live_message_id is not None:
+            # First off the old copy: a customer never sees two live copies, even for a moment.
+            await _strip(context, chat_id, outcome.live_message_id)
+        message_id = await send(context.bot, context.services.pacer, chat_id, reply)
+        if isinstance(outcome, Question):
+            await _note_live(context, chat_id, outcome, message_id, newer_only=True)
     if isinstance(outcome, Info) and outcome.kind == "greeting":
         await _offer_contact(update, context, outcome.locale)
     if isinstance(outcome, LanguageSet) and outcome.question is not None:
         await _send_outcome(update, context, outcome.question)
+
+
+async def _strip(context: Context, chat_id: int, message_id: int) -> None:
+    await strip_keyboard(context.bot, context.services.pacer, chat_id, message_id)
+
+
+async def _note_live(
+    context: Context, chat_id: int, question: Question, message_id: int, *, newer_only: bool
+) -> None:
+    """Remember that `message_id` shows the question now. When another update of this customer
+    sent a copy meanwhile, the one that is not live loses its keys."""
+    live, previous = await context.services.conversations.shown(
+        question.session_id, message_id, newer_only=newer_only
+    )
+    if not live:
+        await _strip(context, chat_id, message_id)
+    elif previous not in (None, message_id, question.live_message_id):
+        await _strip(context, chat_id, previous)
 
 
 async def start(update: Update, context: Context) -> None:
@@ -163,7 +188,7 @@ async def _offer_contact(update: Update, context: Context, locale: str) -> None:
         text = _("Invited by the bank? Share your phone number and I will find your survey.")
         button = KeyboardButton(_("Share my phone number"), request_contact=True)
     keyboard = ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
-    await with_flood_wait(
+    await with_retry(
         lambda: context.bot.send_message(chat_id, text, reply_markup=keyboard),
         context.services.pacer,
         chat_id,
@@ -205,7 +230,8 @@ async def press(update: Update, context: Context) -> None:
 
 
 async def _survey_press(update: Update, context: Context, press: callbacks.SurveyPress) -> None:
-    """Turns the question message into the next question, or refuses a stale press."""
+    """Turns the question message into the next question; a press on an outdated question
+    (or a second delivery of one) redraws the current question in its place."""
     query = update.callback_query
     assert query is not None
     outcome = await context.services.conversations.press(
@@ -222,8 +248,16 @@ async def _survey_press(update: Update, context: Context, press: callbacks.Surve
     reply = _reply(outcome)
     if reply is None:
         await answer(query)
-    else:
-        await answer_and_edit(query, reply)
+        return
+    message = query.message
+    if isinstance(outcome, Question | Completed) and message is not None:
+        # The pressed message shows the survey now; one that showed it before loses its keys.
+        before, here = outcome.live_message_id, message.message_id
+        if before is not None and before != here:
+            await _strip(context, message.chat.id, before)
+        if isinstance(outcome, Question) and before != here:
+            await _note_live(context, message.chat.id, outcome, here, newer_only=False)
+    await answer_and_edit(query, reply)
 
 
 async def _notice_press(update: Update, context: Context, press: callbacks.NoticePress) -> None:
@@ -240,9 +274,8 @@ async def _notice_press(update: Update, context: Context, press: callbacks.Notic
     outcome = await conversations.consent(
         update.update_id, _person(update), agreed, press.locale, press.payload
     )
-    if not isinstance(outcome, Duplicate):
-        await edit(query, render.consent_recorded(press.locale, agreed))
-        await _send_outcome(update, context, outcome)
+    await edit(query, render.consent_recorded(press.locale, agreed))
+    await _send_outcome(update, context, outcome)
 
 
 async def _language_press(update: Update, context: Context, press: callbacks.LanguagePress) -> None:

@@ -1,4 +1,5 @@
-"""Sending replies: HTML text, one retry after a flood wait, and quiet no-op edits."""
+"""Sending replies: HTML text, retried through flood waits and passing faults, quiet no-op
+edits, and keyboards taken off questions that are no longer live."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from telegram.warnings import PTBUserWarning
 
 from bot.transport import webhook_reply
 from bot.transport.pacing import Pacer
-from bot.transport.retry import with_flood_wait
-from handlers.render import Reply
+from bot.transport.retry import with_retry
+from handlers.render import Keyboard, Reply
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +26,36 @@ log = logging.getLogger(__name__)
 # the request (bench/RESULTS.md), so both go out as raw API calls.
 warnings.filterwarnings(
     "ignore",
-    message=r"Please use 'Bot\.(sendMessage|editMessageText)'",
+    message=r"Please use 'Bot\.(sendMessage|editMessageText|editMessageReplyMarkup)'",
     category=PTBUserWarning,
 )
+
+
+_NO_KEYBOARD: Keyboard = {"inline_keyboard": []}
 
 
 def _fields(reply: Reply) -> dict[str, object]:
     return {"text": reply.text, "parse_mode": ParseMode.HTML, "reply_markup": reply.markup}
 
 
-async def send(bot: ExtBot[None], pacer: Pacer, chat_id: int, reply: Reply) -> None:
+async def send(bot: ExtBot[None], pacer: Pacer, chat_id: int, reply: Reply) -> int:
+    """Send `reply` as a new message; returns its message id."""
     fields = {"chat_id": chat_id, **_fields(reply)}
-    await with_flood_wait(
+    sent = await with_retry(
         partial(bot.do_api_request, "sendMessage", api_kwargs=fields), pacer, chat_id
     )
+    return int(sent["message_id"])
+
+
+async def strip_keyboard(bot: ExtBot[None], pacer: Pacer, chat_id: int, message_id: int) -> None:
+    """Take the buttons off a message whose question is no longer the live one. A message
+    that has none already, or is gone, needs nothing."""
+    fields = {"chat_id": chat_id, "message_id": message_id, "reply_markup": _NO_KEYBOARD}
+    call = partial(bot.do_api_request, "editMessageReplyMarkup", api_kwargs=fields)
+    try:
+        await with_retry(call, pacer, chat_id)
+    except BadRequest as error:
+        log.info("keyboard not removed: %s", error.message)
 
 
 async def edit(query: CallbackQuery, reply: Reply) -> None:
@@ -51,7 +68,7 @@ async def edit(query: CallbackQuery, reply: Reply) -> None:
     fields = target | _fields(reply)
     call = partial(query.get_bot().do_api_request, "editMessageText", api_kwargs=fields)
     try:
-        await with_flood_wait(call)
+        await with_retry(call)
     except BadRequest as error:
         if "not modified" not in error.message:
             raise

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.crypto import get_keyring, normalise_phone
+from storage.dialect import insert_ignore_statement
 from storage.models import consents, customers, now
 from storage.prepared import Prepared
 
@@ -93,14 +94,16 @@ async def record_decision(
     moment = now()
     customer = await by_telegram_id(connection, telegram_id)
     if customer is None:
-        result = await connection.execute(
-            sa.insert(customers).values(
+        # Several first taps at once: one inserts the row, the others find it.
+        first = insert_ignore_statement(connection.dialect.name, customers, ("telegram_id",))
+        await connection.execute(
+            first.values(
                 telegram_id=telegram_id, locale=locale, created_at=moment, last_active_at=moment
             )
         )
-        customer_id = result.inserted_primary_key[0]
-    else:
-        customer_id = customer.id
+        customer = await by_telegram_id(connection, telegram_id)
+        assert customer is not None
+    customer_id = customer.id
     changes: dict[str, object] = {"last_active_at": moment}
     if agreed:
         changes.update(consent_version=version, consent_at=moment, locale=locale)

@@ -15,11 +15,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-@cache
-def insert_ignore_statement(dialect: str, table: sa.Table) -> Any:
-    """`INSERT … ON CONFLICT DO NOTHING` as `dialect` spells it."""
+def insert_ignore_statement(
+    dialect: str,
+    table: sa.Table,
+    keys: tuple[str, ...] | None = None,
+    where: sa.ColumnElement[bool] | None = None,
+) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` as `dialect` spells it; with `keys` (and `where`, for
+    a partial unique index) only a conflict on that index is ignored."""
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+    if keys is None:
+        return module.insert(table).on_conflict_do_nothing()
+    return module.insert(table).on_conflict_do_nothing(index_elements=list(keys), index_where=where)
 
 
 @cache

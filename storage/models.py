@@ -25,6 +25,7 @@ metadata = sa.MetaData(
 )
 
 UTC_NOW = sa.func.current_timestamp()
+OPEN_ONLY = sa.text("status = 'open'")  # the open sessions: one per customer
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -158,12 +159,23 @@ survey_sessions = sa.Table(
     _when("started_at", nullable=False, server_default=UTC_NOW),
     _when("updated_at", nullable=False, server_default=UTC_NOW),
     _when("completed_at", nullable=True),
+    # The message that shows the session's current question with live buttons, so a question
+    # sent anew can take the keyboard off the one before (one live copy per chat).
+    sa.Column("live_message_id", sa.BigInteger, nullable=True),
     sa.Index("ix_survey_sessions_customer_status", "customer_id", "status"),
     sa.Index(
         "ix_survey_sessions_unfinished",
         "started_at",
         sqlite_where=sa.text("status != 'completed'"),
         postgresql_where=sa.text("status != 'completed'"),
+    ),
+    # One open session per customer, whichever process or tap opens it.
+    sa.Index(
+        "uq_survey_sessions_open_customer",
+        "customer_id",
+        unique=True,
+        sqlite_where=OPEN_ONLY,
+        postgresql_where=OPEN_ONLY,
     ),
 )
 

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import results as rollups
+from storage.dialect import insert_ignore_statement
 from storage.errors import VersionConflict
-from storage.models import answers, customers, now, survey_sessions, surveys
+from storage.models import OPEN_ONLY, answers, customers, now, survey_sessions, surveys
 from storage.prepared import Prepared
 
 OPEN, COMPLETED, ABANDONED = "open", "completed", "abandoned"
@@ -37,6 +38,7 @@ class Session:
     state: dict[str, Any]
     version: int
     completed_at: datetime | None
+    live_message_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ def _session(row: sa.Row) -> Session:
         json.loads(row.state),
         row.version,
         row.completed_at,
+        row.live_message_id,
     )
 
 
@@ -65,25 +68,30 @@ def _dump(state: Mapping[str, Any]) -> str:
     return json.dumps(state, separators=(",", ":"), ensure_ascii=False)
 
 
+_CREATE_COLUMNS = (
+    "customer_id",
+    "survey_id",
+    "branch_id",
+    "status",
+    "state",
+    "version",
+    "reached",
+    "started_at",
+    "updated_at",
+)
+# One open session per customer (a partial unique index): of two taps that open a session at
+# once, the second inserts nothing and continues the winner's session instead.
 _CREATE = Prepared(
-    sa.insert(survey_sessions)
-    .values(
-        {
-            name: sa.bindparam(name)
-            for name in (
-                "customer_id",
-                "survey_id",
-                "branch_id",
-                "status",
-                "state",
-                "version",
-                "reached",
-                "started_at",
-                "updated_at",
-            )
-        }
+    lambda dialect: (
+        insert_ignore_statement(
+            dialect,
+            survey_sessions,
+            ("customer_id",),
+            OPEN_ONLY,
+        )
+        .values({name: sa.bindparam(name) for name in _CREATE_COLUMNS})
+        .returning(survey_sessions.c.id)
     )
-    .returning(survey_sessions.c.id)
 )
 
 
@@ -94,6 +102,7 @@ async def create(
     branch_id: int | None,
     state: Mapping[str, Any],
 ) -> Session:
+    """Open a session, or return the customer's open one when another update opened it first."""
     moment = now()
     created = await _CREATE.first(
         connection,
@@ -107,6 +116,10 @@ async def create(
         started_at=moment,
         updated_at=moment,
     )
+    if created is None:
+        winner = await open_for_customer(connection, customer_id)
+        assert winner is not None, "an open session blocked the insert"
+        return winner
     await rollups.record_start(connection, branch_id, survey_id, moment)
     return Session(created.id, customer_id, survey_id, branch_id, OPEN, dict(state), 1, None)
 
@@ -179,6 +192,41 @@ _OPEN_FOR_CUSTOMER = Prepared(
 async def open_for_customer(connection: AsyncConnection, customer_id: int) -> Session | None:
     row = await _OPEN_FOR_CUSTOMER.first(connection, customer_id=customer_id)
     return None if row is None else _session(row)
+
+
+async def latest_for_customer(connection: AsyncConnection, customer_id: int) -> Session | None:
+    statement = (
+        sa.select(survey_sessions)
+        .where(survey_sessions.c.customer_id == customer_id)
+        .order_by(survey_sessions.c.id.desc())
+        .limit(1)
+    )
+    row = (await connection.execute(statement)).first()
+    return None if row is None else _session(row)
+
+
+async def shown_in(
+    connection: AsyncConnection, session_id: int, message_id: int, *, newer_only: bool
+) -> tuple[bool, int | None]:
+    """Note the message that now holds the session's live question, and return whether it
+    does (with `newer_only`, a newer message sent meanwhile keeps it) and the message that held
+    it before. The version stays: the buttons already drawn for it remain valid."""
+    row = (
+        await connection.execute(
+            sa.select(survey_sessions.c.live_message_id)
+            .where(survey_sessions.c.id == session_id)
+            .with_for_update()
+        )
+    ).first()
+    previous = None if row is None else row.live_message_id
+    if newer_only and previous is not None and previous > message_id:
+        return False, previous
+    await connection.execute(
+        sa.update(survey_sessions)
+        .where(survey_sessions.c.id == session_id)
+        .values(live_message_id=message_id)
+    )
+    return True, previous
 
 
 async def last_completed(

@@ -4,9 +4,14 @@ Each call is one unit of work for one Telegram update: it reads the stored state
 engine, saves with optimistic concurrency and commits — and only then does the handler render
 and send. It returns plain outcomes; it never touches Telegram.
 
-A redelivered update does nothing. A survey button names the session version it was drawn for,
-so a second delivery of a press finds a newer version and is stale. Every other update claims
-its update id in the same unit of work.
+A redelivered update records nothing twice, but it shows the customer where they are: its
+reply may never have gone out (a crash after the commit, a send that failed). A survey button
+names the session version it was drawn for, so a second delivery of a press, or a press on an
+outdated question, finds a newer version and redraws the current question. Every other update
+claims its update id in the same unit of work; a second delivery then redraws instead.
+
+A question carries the message that shows it live (`live_message_id`), so the handler can take
+the keyboard off that one when the question goes out anew: one live copy per chat.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ class Person:
 
 @dataclass(frozen=True)
 class Duplicate:
-    """The update was handled before; render nothing."""
+    """Nothing to show: the update was handled before and the customer has no survey."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class Question:
     ask: Ask
     intro: bool = False
     resumed: bool = False
+    live_message_id: int | None = None  # the message showing the session's question until now
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ class Completed:
     locale: str
     survey: Survey
     follow_up: bool = False  # the outro may promise a follow-up (services.follow_up)
+    live_message_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,10 @@ class Conversations:
                     return Info(customer.locale, "opted_in")
             return await self._open(connection, customer, payload)
 
-        return await self._unit(update_id, work)
+        async def again(connection: AsyncConnection) -> Outcome:
+            return await self._where(connection, person, payload)
+
+        return await self._unit(update_id, work, again)
 
     async def consent(
         self, update_id: int, person: Person, agreed: bool, locale: str, payload: str | None
@@ -173,7 +183,12 @@ class Conversations:
                 return Info(locale, "declined")
             return await self._open(connection, customer, payload)
 
-        return await self._unit(update_id, work)
+        async def again(connection: AsyncConnection) -> Outcome:
+            if not agreed:
+                return Info(locale, "declined")
+            return await self._where(connection, person, payload)
+
+        return await self._unit(update_id, work, again)
 
     async def press(
         self,
@@ -185,8 +200,8 @@ class Conversations:
         value: str | None = None,
     ) -> Outcome:
         """A survey button drawn for `version` of the session: answer, toggle, done, back or
-        skip on the current question. Any other version means the press is stale (or
-        redelivered) and changes nothing."""
+        skip on the current question. Any other version means the press is outdated (or
+        redelivered): it changes nothing and redraws where the customer is."""
 
         async def work(connection: AsyncConnection) -> Outcome:
             found = await session_store.get_for_telegram_user(
@@ -195,8 +210,12 @@ class Conversations:
             if found is None:
                 return Info(resolve_locale(person.language_code), "stale")
             session, locale = found
+            if version > session.version:
+                return Info(locale, "stale")  # never drawn: forged
             if session.status != session_store.OPEN or session.version != version:
-                return Info(locale, "stale")
+                assert session.customer_id is not None  # found through its customer
+                shown = await self._current(connection, session.customer_id, locale)
+                return shown or Info(locale, "stale")
             pinned = await self._catalog.pinned(connection, session.survey_id)
             state = State.from_dict(session.state)
             if state.current is None:
@@ -209,7 +228,7 @@ class Conversations:
                 return Info(locale, "stale")  # buttons only offer valid values: this was forged
             return await self._advance(connection, session, pinned, locale, step)
 
-        return await self._unit(update_id, work, claim=False)
+        return await self._unit(update_id, work)
 
     async def reply_text(self, update_id: int, person: Person, text: str) -> Outcome:
         """A typed message: the answer to the current question, whatever its type."""
@@ -234,7 +253,10 @@ class Conversations:
                     return Rejected(customer.locale, effect)
             return await self._advance(connection, session, pinned, customer.locale, step)
 
-        return await self._unit(update_id, work)
+        async def again(connection: AsyncConnection) -> Outcome:
+            return await self._where(connection, person, None)
+
+        return await self._unit(update_id, work, again)
 
     async def set_language(self, update_id: int, person: Person, locale: str) -> Outcome:
         """Switch language; an open survey is asked again in the new language."""
@@ -254,7 +276,7 @@ class Conversations:
             step = engine.resume(pinned.survey, State.from_dict(session.state))
             return LanguageSet(locale, _question(locale, pinned, session, step, resumed=True))
 
-        return await self._unit(update_id, work)
+        return await self._unit(update_id, work, work)  # the same again: it is idempotent
 
     async def stop(self, update_id: int, person: Person) -> Outcome:
         """`/stop`: opt out of every future invitation; `/start` opts back in."""
@@ -268,7 +290,21 @@ class Conversations:
                 await audit.append(connection, _actor(customer), "customer.opt_out")
             return Info(customer.locale, "opted_out")
 
-        return await self._unit(update_id, work)
+        return await self._unit(update_id, work, work)  # the same again: it is idempotent
+
+    async def shown(
+        self, session_id: int, message_id: int, *, newer_only: bool = True
+    ) -> tuple[bool, int | None]:
+        """The session's question is now live in `message_id`: whether it is (two updates of
+        one customer may send copies at once; with `newer_only` the newest message keeps it),
+        and the message that held it before, whose keyboard must go."""
+
+        async def work(connection: AsyncConnection) -> tuple[bool, int | None]:
+            return await session_store.shown_in(
+                connection, session_id, message_id, newer_only=newer_only
+            )
+
+        return await self._db.run(work)
 
     async def shared_contact(self, update_id: int, person: Person, phone: str) -> Outcome:
         """The customer shared their own phone number: it finds their imported customer as a
@@ -311,28 +347,57 @@ class Conversations:
         self,
         update_id: int,
         work: Callable[[AsyncConnection], Awaitable[T]],
-        *,
-        claim: bool = True,
-    ) -> T | Duplicate:
+        again: Callable[[AsyncConnection], Awaitable[T]] | None = None,
+    ) -> T:
         """One unit of work per update, group-committed; a lost version race is retried.
 
-        With `claim`, the update id is recorded in the same transaction as the work, so a
-        redelivery is a Duplicate; survey presses need no claim, as their versions already make
-        them stale."""
+        With `again`, the update id is recorded in the same transaction as the work, so a
+        redelivery runs `again` instead (which shows where the customer is); survey presses
+        need no claim, as their versions already make a second delivery outdated."""
 
-        async def claimed(connection: AsyncConnection) -> T | Duplicate:
+        async def claimed(connection: AsyncConnection) -> T:
+            assert again is not None
             if not await updates.claim(connection, update_id):
-                return Duplicate()
+                return await again(connection)
             return await work(connection)
 
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return await self._db.run(claimed if claim else work)
+                return await self._db.run(work if again is None else claimed)
             except VersionConflict:
                 if attempt == _ATTEMPTS:
                     raise
                 log.info("update %d lost a version race (attempt %d)", update_id, attempt)
         raise AssertionError("unreachable")
+
+    async def _where(
+        self, connection: AsyncConnection, person: Person, payload: str | None
+    ) -> Outcome:
+        """Where the customer is: the notice before consent, else the open survey's question
+        (sent anew), else the end of the survey they finished last; else nothing."""
+        customer = await customer_store.by_telegram_id(connection, person.telegram_id)
+        if not self._has_consent(customer):
+            locale = _reader_locale(customer, person)
+            return ShowNotice(locale, self._notice.text(locale), _clean_payload(payload))
+        assert customer is not None
+        current = await self._current(connection, customer.id, customer.locale, resumed=True)
+        return current or Duplicate()
+
+    async def _current(
+        self, connection: AsyncConnection, customer_id: int, locale: str, *, resumed: bool = False
+    ) -> Question | Completed | None:
+        """The open session's current question, or the end of the latest session when it was
+        completed; None when the customer has no survey to show."""
+        session = await session_store.open_for_customer(connection, customer_id)
+        if session is not None:
+            pinned = await self._catalog.pinned(connection, session.survey_id)
+            step = engine.resume(pinned.survey, State.from_dict(session.state))
+            return _question(locale, pinned, session, step, resumed=resumed)
+        latest = await session_store.latest_for_customer(connection, customer_id)
+        if latest is None or latest.status != session_store.COMPLETED:
+            return None
+        pinned = await self._catalog.pinned(connection, latest.survey_id)
+        return Completed(locale, pinned.survey, latest.live_message_id)
 
     async def _open(
         self, connection: AsyncConnection, customer: Customer, payload: str | None
@@ -427,7 +492,12 @@ class Conversations:
         )
         if session.customer_id is not None:
             await customer_store.touch(connection, session.customer_id)
-        return Completed(locale, survey, follow_up_promised(session.branch_id))
+        return Completed(
+            locale,
+            survey,
+            follow_up=follow_up_promised(session.branch_id),
+            live_message_id=session.live_message_id,
+        )
 
 
 async def answers_so_far(
@@ -468,7 +538,14 @@ def _question(
 ) -> Question:
     ask = next(effect for effect in step.effects if isinstance(effect, Ask))
     return Question(
-        locale, pinned.survey, session.id, session.version, ask, intro=intro, resumed=resumed
+        locale,
+        pinned.survey,
+        session.id,
+        session.version,
+        ask,
+        intro=intro,
+        resumed=resumed,
+        live_message_id=session.live_message_id,
     )
 
 

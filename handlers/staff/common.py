@@ -29,7 +29,7 @@ from bot.services.staff import (
     Who,
     WhoAmI,
 )
-from bot.transport.retry import with_flood_wait
+from bot.transport.retry import with_retry
 from handlers import customer
 from handlers.context import Context
 from handlers.staff import render
@@ -58,7 +58,7 @@ def invitation_link(context: Context, token: str) -> str:
 
 async def paced(context: Context, chat_id: int, call: Callable[[], Awaitable[T]]) -> T:
     """A Bot API call within the bot's rate budget, waiting out a flood wait."""
-    return await with_flood_wait(call, context.services.pacer, chat_id)
+    return await with_retry(call, context.services.pacer, chat_id)
 
 
 async def say(context: Context, chat_id: int, text: str) -> int | None:

@@ -81,6 +81,7 @@ async def test_a_failed_update_is_answered_500_and_delivered_again(
         async with running(retried, hook):
             omar = emulator.user(2002, language_code="id")
             question = await consent(omar, "b_JKT01")
+            await emulator.drained()  # the bot is done with the consent
             async with services.db.transaction() as connection:  # the database fails...
                 await connection.execute(sa.text("ALTER TABLE survey_sessions RENAME TO away"))
             update = await omar.press(question, question.button_data[3])

@@ -321,11 +321,12 @@ class BotApiEmulator:
         return message
 
     def edit_message(self, user: SimUser, message: SimMessage, **changes: Any) -> None:
+        keys_removed = changes == {"reply_markup": None}
         for key, value in changes.items():
             setattr(message, key, value)
         message.edit_date = int(time.time())
         message.edits += 1
-        user.record(message, new=False)
+        user.record(message, new=False, keys_removed=keys_removed)
 
     def delete_message(self, user: SimUser, message: SimMessage) -> None:
         message.deleted = True

@@ -66,6 +66,7 @@ class SimUser:
         self._history: dict[int, SimMessage] = {}
         self._next_message_id = 1
         self._events: list[SimMessage] = []
+        self._keys_removed: set[int] = set()  # events that only took a message's buttons off
         self._mark = 0
         self._changed = asyncio.Event()
         self.api_user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
@@ -228,7 +229,8 @@ class SimUser:
         """The first bot message, new or edited since the watermark, satisfying ``predicate``.
 
         The watermark is the user's latest action (or ``after``, a value of :meth:`mark`); it
-        moves to the message returned, so successive waits walk through the conversation.
+        moves to the message returned, so successive waits walk through the conversation. An
+        edit that only took the buttons off a message is no reply and is passed over.
         """
         index = self._mark if after is None else after
         loop = asyncio.get_running_loop()
@@ -237,6 +239,8 @@ class SimUser:
             while index < len(self._events):
                 message = self._events[index]
                 index += 1
+                if index - 1 in self._keys_removed:
+                    continue
                 if predicate is None or predicate(message):
                     self._mark = index
                     return message
@@ -284,10 +288,13 @@ class SimUser:
         self._next_message_id += 1
         return message_id
 
-    def record(self, message: SimMessage, *, new: bool) -> None:
-        """A bot message was sent (``new``) or edited."""
+    def record(self, message: SimMessage, *, new: bool, keys_removed: bool = False) -> None:
+        """A bot message was sent (``new``) or edited (``keys_removed``: only its buttons were
+        taken off)."""
         if new:
             self._history[message.message_id] = message
+        if keys_removed:
+            self._keys_removed.add(len(self._events))
         self._events.append(message)
         self.notify()
 
