@@ -50,6 +50,13 @@ PERMISSIONS: dict[str, Role] = {
     "survey.upload": Role.EDITOR,
     "survey.preview": Role.EDITOR,
     "survey.use": Role.ADMIN,
+    "campaign.list": Role.ADMIN,
+    "campaign.show": Role.ADMIN,
+    "campaign.create": Role.ADMIN,
+    "campaign.launch": Role.ADMIN,
+    "campaign.pause": Role.ADMIN,
+    "campaign.resume": Role.ADMIN,
+    "campaign.cancel": Role.ADMIN,
 }
 
 # Actions that need a fresh code (step-up) before they are carried out.

@@ -21,12 +21,17 @@ def _seconds(error: RetryAfter) -> float:
 
 
 async def with_flood_wait(
-    call: Callable[[], Awaitable[T]], pacer: Pacer | None = None, chat_id: int = 0
+    call: Callable[[], Awaitable[T]],
+    pacer: Pacer | None = None,
+    chat_id: int = 0,
+    *,
+    bulk: bool = False,
 ) -> T:
-    """Pace the call, and when Telegram still says 429, wait as asked and try again."""
+    """Pace the call (`bulk`: as campaign traffic, behind replies), and when Telegram still
+    says 429, wait as asked and try again."""
     for attempt in range(ATTEMPTS):
         if pacer is not None:
-            await pacer.acquire(chat_id)
+            await pacer.acquire(chat_id, bulk=bulk)
         try:
             return await call()
         except RetryAfter as error:

@@ -18,6 +18,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.transport import incoming, webhook_reply
+from bot.transport.operations import health_details, metrics_handler
 from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,10 @@ def create_web_app(
         except Exception:
             log.warning("health check: the database does not answer")
             return web.json_response({"status": "database unavailable"}, status=503)
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", **health_details(services, application)})
 
     app = web.Application()
     app.router.add_post(WEBHOOK_PATH, webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler(services, application))
     return app

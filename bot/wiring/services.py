@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.services.campaigns import Campaigns
 from bot.services.conversation import Conversations
 from bot.services.personal_data import PersonalData
+from bot.services.sender import Sender
 from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
@@ -22,3 +24,5 @@ class Services:
     pacer: Pacer
     personal_data: PersonalData
     staff: StaffAccess
+    campaigns: Campaigns
+    sender: Sender

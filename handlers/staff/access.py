@@ -22,6 +22,7 @@ from telegram.ext import (
 from bot.services.staff import EnrolmentStarted, NotPending
 from handlers.context import Context
 from handlers.staff import render
+from handlers.staff.campaigns import show_campaign
 from handlers.staff.common import delete, show, who
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -72,7 +73,7 @@ async def code(update: Update, context: Context) -> None:
     if isinstance(outcome, NotPending):
         return
     await delete(context, update.effective_chat.id, [update.message.message_id])
-    await show(update, context, outcome)
+    await show_campaign(update, context, outcome, "")  # a step-up may have launched one
     raise ApplicationHandlerStop
 
 
