@@ -326,6 +326,16 @@ class Due:
     blocked: bool
 
 
+async def mark_sending(connection: AsyncConnection, delivery_id: int) -> bool:
+    """`pending -> sending`, just before the message goes out; False if it is pending no more."""
+    result = await connection.execute(
+        sa.update(campaign_deliveries)
+        .where(campaign_deliveries.c.id == delivery_id, campaign_deliveries.c.status == PENDING)
+        .values(status=SENDING, attempts=campaign_deliveries.c.attempts + 1)
+    )
+    return result.rowcount == 1
+
+
 async def claim(
     connection: AsyncConnection,
     at: datetime,
@@ -333,7 +343,9 @@ async def claim(
     busy_since: datetime,
     limit: int,
 ) -> list[Due]:
-    """Claim up to `limit` due deliveries of the running campaigns, oldest first.
+    """Up to `limit` due deliveries of the running campaigns, oldest first. Only the elected
+    sender claims; each delivery becomes `sending` only once its turn to go out has come
+    (`mark_sending`), so a crash leaves in `sending` only messages that were on their way.
 
     `campaign_quiet` maps each running campaign to the branches now in their quiet hours (-1:
     customers without a branch); those wait. So does anyone answering a survey right now (a
@@ -373,11 +385,6 @@ async def claim(
     ids = list((await connection.scalars(picked)).all())
     if not ids:
         return []
-    await connection.execute(
-        sa.update(campaign_deliveries)
-        .where(campaign_deliveries.c.id.in_(ids))
-        .values(status=SENDING, attempts=campaign_deliveries.c.attempts + 1)
-    )
     rows = await connection.execute(
         sa.select(
             campaign_deliveries.c.id,

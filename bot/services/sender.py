@@ -1,11 +1,12 @@
 """The sender: campaign invitations and reminders, paced within the bot's one rate budget.
 
-It claims due deliveries (`pending -> sending`, committed), sends them through the shared Pacer
-as bulk traffic (customer replies go first) and settles each batch in one transaction: `sent`,
-`failed` after retries with backoff, `blocked` on 403 (the customer too, never retried), or back
-to `pending` when Telegram kept saying 429. A delivery a crash left in `sending` is counted as
-sent, never sent again. One process sends: on PostgreSQL the holder of an advisory lock, held
-on a connection of its own, so another process takes over within seconds of its death.
+It picks due deliveries, sends them through the shared Pacer as bulk traffic (customer replies
+go first) and settles each batch in one transaction: `sent`, `failed` after retries with
+backoff, `blocked` on 403 (the customer too, never retried), or back to `pending` when Telegram
+kept saying 429. A delivery becomes `sending`, committed, only when its turn to go out has come,
+so one a crash left in `sending` was on its way: it counts as sent and is never sent again.
+One process sends: on PostgreSQL the holder of an advisory lock, held on a connection of its
+own, so another process takes over within seconds of its death.
 
 The launcher's chat gets one progress message, edited every few seconds, then a final report.
 """
@@ -66,6 +67,10 @@ DONE_TEXT = N_(
     "Campaign {id} «{name}»: invitations done.\n"
     "Sent {sent} · failed {failed} · blocked {blocked} of {total}, in {seconds} s."
 )
+
+
+class _NoLongerPending(Exception):
+    """The delivery was settled elsewhere (a cancel) between its claim and its turn."""
 
 
 @dataclass
@@ -281,14 +286,22 @@ class Sender:
     ) -> Settled:
         assert due.telegram_id is not None
         chat_id = due.telegram_id
+        marked = False
+
+        async def send() -> object:
+            """Mark the delivery `sending` once its slot has come, then send it."""
+            nonlocal marked
+            if not marked:
+                if not await self._db.run(partial(store.mark_sending, delivery_id=due.id)):
+                    raise _NoLongerPending
+                marked = True
+            return await bot.send_message(chat_id, text, reply_markup=buttons)
+
         for attempt in range(1, NETWORK_ATTEMPTS + 1):
             try:
-                await with_flood_wait(
-                    lambda: bot.send_message(chat_id, text, reply_markup=buttons),
-                    self._pacer,
-                    chat_id,
-                    bulk=True,
-                )
+                await with_flood_wait(send, self._pacer, chat_id, bulk=True)
+            except _NoLongerPending:
+                return Settled(due.id, store.SKIPPED, self.clock(), "not_pending")
             except Forbidden:
                 self.stats.blocked += 1
                 return Settled(due.id, store.BLOCKED, self.clock(), "forbidden")

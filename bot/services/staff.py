@@ -350,17 +350,20 @@ class StaffAccess:
 
     async def note_secret_messages(
         self, who: Who, invitation_id: int, message_ids: list[int]
-    ) -> None:
-        """Remember the messages that show the secret, to delete them once enrolment is done."""
+    ) -> bool:
+        """Remember the messages that show the secret, to delete them once enrolment is done.
+        True when the invitation is no longer open (a fast code finished the enrolment before
+        this was noted): the caller deletes them now."""
 
-        async def work(connection: AsyncConnection) -> None:
+        async def work(connection: AsyncConnection) -> bool:
             invitation = await store.open_invitation_of(connection, who.telegram_id)
             if invitation is None or invitation.id != invitation_id:
-                return
+                return True
             known = list(dict.fromkeys([*invitation.secret_messages, *message_ids]))
             await store.update_invitation(connection, invitation_id, secret_messages=known)
+            return False
 
-        await self._db.run(work)
+        return await self._db.run(work)
 
     # -- codes: enrolment, login, step-up -----------------------------------------------------
 

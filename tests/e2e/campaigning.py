@@ -92,7 +92,7 @@ async def delivery_counts(services: Services, campaign_id: int) -> dict[tuple[st
 async def wait_settled(services: Services, campaign_id: int, kind: str, count: int) -> None:
     """Until `count` deliveries of `kind` are settled (the customer may see a message a moment
     before its batch is committed)."""
-    for _ in range(200):
+    for _ in range(400):
         counts = await delivery_counts(services, campaign_id)
         done = sum(
             n for (k, s), n in counts.items() if k == kind and s not in ("pending", "sending")

@@ -135,3 +135,7 @@ async def test_a_customer_answering_during_a_blast_is_answered_ahead_of_it(
     assert not invitations(crowd[-1])  # the blast was still going
     await crowd[-1].wait_for(lambda m: "about a minute" in m.body, timeout=15)
     assert emulator.count_429 == 0
+    # The launcher watched one message: a progress bar edited every few seconds, then the report.
+    report = await boss.user.wait_for(lambda m: "invitations done" in m.body, timeout=10)
+    assert report.edits >= 1 and "Sent 120 · failed 0 · blocked 0 of 120" in report.body
+    assert len([m for m in boss.user.messages if "Sent " in m.body]) == 1
