@@ -289,3 +289,54 @@ staff_sessions = sa.Table(
     _when("closed_at", nullable=True),
     sa.Column("closed_reason", sa.String(12), nullable=True),  # logout | expired | revoked
 )
+
+# -- campaigns -----------------------------------------------------------------------------
+# A campaign pins a survey version and targets the customers of a scope. status: draft |
+# scheduled | running | paused | finished | cancelled. `setup` names the next question of the
+# guided chat conversation while a draft is being built there. Each message to a customer is
+# one delivery row (kind invite | remind1 | remind2), unique per campaign, customer and kind,
+# moving pending -> sending -> sent | failed | blocked (or skipped, when no longer due).
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("survey_id", sa.ForeignKey("surveys.id"), nullable=True),
+    sa.Column("scope", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("setup", sa.String(12), nullable=True),
+    _when("start_at", nullable=True),  # None: when launched
+    sa.Column("reminders", sa.String(40), nullable=False, server_default="24,72"),  # hours
+    sa.Column("expires_hours", sa.Integer, nullable=False, server_default="168"),
+    sa.Column("quiet_start", sa.String(5), nullable=False, server_default="21:00"),
+    sa.Column("quiet_end", sa.String(5), nullable=False, server_default="08:00"),
+    sa.Column("created_by", sa.String(40), nullable=False),
+    sa.Column("report_chat", sa.BigInteger, nullable=True),  # the launcher's chat, for progress
+    sa.Column("report_message", sa.BigInteger, nullable=True),
+    sa.Column("session_mark", sa.Integer, nullable=True),  # sessions after this id are its own
+    sa.Column("excluded", sa.Text, nullable=True),  # JSON: reason -> customers left out at start
+    _when("created_at", nullable=False),
+    _when("started_at", nullable=True),
+    _when("expires_at", nullable=True),
+    _when("ended_at", nullable=True),
+    sa.Index("ix_campaigns_status", "status"),
+)
+
+campaign_deliveries = sa.Table(
+    "campaign_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("campaign_id", sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("customer_id", sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    _when("due_at", nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    _when("sent_at", nullable=True),
+    sa.Column("error", sa.String(40), nullable=True),
+    sa.UniqueConstraint(
+        "campaign_id", "customer_id", "kind", name="uq_campaign_deliveries_campaign_id"
+    ),
+    sa.Index("ix_campaign_deliveries_status_due", "status", "due_at"),
+)

@@ -178,12 +178,16 @@ async def invitation_by_id(connection: AsyncConnection, invitation_id: int) -> I
 
 
 async def open_invitation_of(connection: AsyncConnection, telegram_id: int) -> Invitation | None:
-    """The enrolment this Telegram user has begun and not finished, if any (newest first)."""
+    """The enrolment this Telegram user has begun and not finished, if any (newest first).
+
+    The row is locked (PostgreSQL) so that noting the secret's messages and confirming the
+    enrolment, which may race, each see what the other committed."""
     statement = (
         sa.select(staff_invitations)
         .where(staff_invitations.c.opened_by == telegram_id, staff_invitations.c.used_at.is_(None))
         .order_by(staff_invitations.c.id.desc())
         .limit(1)
+        .with_for_update()
     )
     row = (await connection.execute(statement)).first()
     return None if row is None else _invitation(row)

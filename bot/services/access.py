@@ -59,6 +59,13 @@ PERMISSIONS: dict[str, Role] = {
     "customers.import": Role.ADMIN,
     # A poster carries only a public branch link: editors prepare branch material.
     "qr.poster": Role.EDITOR,
+    "campaign.list": Role.ADMIN,
+    "campaign.show": Role.ADMIN,
+    "campaign.create": Role.ADMIN,
+    "campaign.launch": Role.ADMIN,
+    "campaign.pause": Role.ADMIN,
+    "campaign.resume": Role.ADMIN,
+    "campaign.cancel": Role.ADMIN,
 }
 
 # Actions that need a fresh code (step-up) before they are carried out.

@@ -36,6 +36,7 @@ from flows.engine import Ask, Finish, Reject, State, Step
 from flows.errors import FlowError
 from flows.schema import Survey
 from storage import audit, orgs, updates
+from storage import campaigns as campaign_store
 from storage import customers as customer_store
 from storage import sessions as session_store
 from storage.customers import Customer
@@ -46,7 +47,7 @@ from storage.surveys import link as find_link
 
 log = logging.getLogger(__name__)
 
-PAYLOAD = re.compile(r"^(?P<kind>[bc])_(?P<value>[A-Za-z0-9_-]{1,40})$")
+PAYLOAD = re.compile(r"^(?P<kind>[bck])_(?P<value>[A-Za-z0-9_-]{1,40})$")
 Action = Literal["answer", "toggle", "done", "back", "skip"]
 InfoKind = Literal[
     "greeting",
@@ -415,11 +416,15 @@ class Conversations:
             payload = await customer_lists.claim_link(connection, customer.id, payload[2:])
             if payload is None:
                 return Info(customer.locale, "link_unknown")
-        target = await self._resolve(connection, payload)
+        target = await self._resolve(connection, payload, customer)
         if target is None:
             return Info(customer.locale, "link_unknown")
-        survey_key, branch_id = target
-        pinned = await self._catalog.latest(connection, survey_key)
+        survey_key, branch_id, survey_id = target
+        pinned = await (
+            self._catalog.latest(connection, survey_key)
+            if survey_id is None
+            else self._catalog.pinned(connection, survey_id)
+        )
         if pinned is None:
             return Info(customer.locale, "link_unknown")
         if branch_id is not None and branch_id != customer.branch_id:
@@ -439,20 +444,27 @@ class Conversations:
         return _question(customer.locale, pinned, session, step, intro=True)
 
     async def _resolve(
-        self, connection: AsyncConnection, payload: str
-    ) -> tuple[str, int | None] | None:
+        self, connection: AsyncConnection, payload: str, customer: Customer
+    ) -> tuple[str, int | None, int | None] | None:
+        """(survey key, branch, pinned survey version or None for the latest)."""
         match = PAYLOAD.match(payload)
         if match is None:
             return None
+        if match["kind"] == "k":  # a campaign's invitation: its pinned version, while it runs
+            found_id = await campaign_store.open_survey(connection, match["value"])
+            if found_id is None:
+                return None
+            key = (await self._catalog.pinned(connection, found_id)).survey.id
+            return key, customer.branch_id, found_id
         if match["kind"] == "b":
             branch = await orgs.branch_by_code(connection, match["value"])
             if branch is None:
                 return None
-            return branch.survey_key or self._settings.default_survey, branch.id
+            return branch.survey_key or self._settings.default_survey, branch.id, None
         found = await find_link(connection, match["value"])
         if found is None or (found.expires_at is not None and found.expires_at < now()):
             return None
-        return found.survey_key, found.branch_id
+        return found.survey_key, found.branch_id, None
 
     async def _answered_recently(
         self,

@@ -162,7 +162,7 @@ class SurveyLibrary:
             if not org.covers(actor.scope, scope):
                 return Refused(locale, "scope")
             if await survey_store.latest(connection, key) is None:
-                return Refused(locale, "unknown_survey", {"key": key})
+                return Refused(locale, "unknown_survey", {"survey": key})
             codes = org.branch_codes_within(scope)
             await orgs.set_survey(connection, codes, key)
             return SurveyUsed(locale, key, scope, tuple(codes))
@@ -181,7 +181,7 @@ class SurveyLibrary:
             locale = actor.member.locale
             pinned = await self._catalog.latest(connection, key)
             if pinned is None:
-                return Refused(locale, "unknown_survey", {"key": key})
+                return Refused(locale, "unknown_survey", {"survey": key})
             step = engine.start(pinned.survey)
             shown = await self._show(connection, who, locale, pinned.id, pinned.survey, 1, step)
             return Preview(shown, started=True)

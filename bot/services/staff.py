@@ -64,7 +64,12 @@ Reason = Literal[
     "code_wrong",
     "code_used",
     "too_large",
+    "unknown_campaign",
     "unknown_survey",
+    "campaign_state",
+    "bad_start",
+    "bad_reminders",
+    "bad_expiry",
 ]
 
 
@@ -216,6 +221,12 @@ class StaffAccess:
         self._issuer = issuer
         self._session = timedelta(hours=session_hours)
         self.clock = clock
+        self._more_risky: dict[str, Callable[..., Awaitable[Any]]] = {}
+
+    def add_risky(self, action: str, runner: Callable[..., Awaitable[Any]]) -> None:
+        """Another service's action that may wait for a step-up code: `runner(connection,
+        actor, at, **args)` carries it out once the code is accepted."""
+        self._more_risky[action] = runner
 
     # -- invitations and enrolment ----------------------------------------------------------
 
@@ -659,6 +670,7 @@ class StaffAccess:
             "staff.scope": self._do_scope,
             "staff.off": self._do_off,
             "staff.reset": self._do_reset,
+            **self._more_risky,
         }
 
     async def _target(

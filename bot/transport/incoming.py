@@ -55,6 +55,13 @@ def admit(update: object) -> str | None:
         if pressed is not None and not isinstance(pressed, dict):
             return "its button press is malformed"
         return None
+    member = update.get("my_chat_member")
+    if member is not None:  # a customer blocked or unblocked the bot
+        if not isinstance(member, dict) or not isinstance(member.get("chat"), dict):
+            return "its chat member change is malformed"
+        if not _is_id(member["chat"].get("id")):
+            return "its chat id is out of range"
+        return None
     kinds = [key for key in update if key != "update_id"]
     return f"the bot does not use {kinds[0] if kinds else 'empty'} updates"
 

@@ -4,6 +4,11 @@ About 30 messages a second across chats (configurable up to the 1,000/s of paid 
 about one a second per chat, with the short bursts Telegram tolerates. Token buckets hand out
 reservations, so waiting costs a sleep and no polling; a 429 pauses everything for the
 `retry_after` Telegram asked for.
+
+The global budget holds over every one-second window, the first one included: its bucket holds
+one token, so it never bursts above the rate. Customer replies and blast traffic share it, and
+replies go first: a bulk send takes its slot only while no reply waits for one,
+so a reply waits behind at most the one bulk message already given its slot.
 """
 
 from __future__ import annotations
@@ -45,30 +50,63 @@ class Pacer:
         *,
         max_idle_chats: int = 10_000,
     ) -> None:
-        self._global = TokenBucket(rate, max(1.0, rate))
+        self.rate = rate
+        self._global = TokenBucket(rate, 1.0)
         self._per_chat_rate = per_chat_rate
         self._per_chat_burst = per_chat_burst
         self._chats: dict[int, TokenBucket] = {}
         self._max_idle = max_idle_chats
         self._paused_until = 0.0
+        self._replies_waiting = 0
+        self._bulk = asyncio.Lock()
+        self.flood_waits = 0  # 429s received
 
-    async def acquire(self, chat_id: int) -> None:
-        """Wait until a message to `chat_id` keeps within both limits."""
+    async def acquire(self, chat_id: int, *, bulk: bool = False) -> None:
+        """Wait until a message to `chat_id` keeps within both limits; `bulk` (campaign
+        traffic) yields to replies."""
         pause = self._paused_until - time.monotonic()
         if pause > 0:  # a later 429 may extend the pause; the buckets below absorb that
             await asyncio.sleep(pause)
+        if bulk:
+            await self._acquire_bulk(chat_id)
+            return
+        self._replies_waiting += 1
+        try:
+            await self._acquire_reply(chat_id)
+        finally:
+            self._replies_waiting -= 1
+
+    async def _acquire_reply(self, chat_id: int) -> None:
+        if wait := self._chat(chat_id).reserve(time.monotonic()):
+            await asyncio.sleep(wait)
+        if wait := self._global.reserve(time.monotonic()):
+            await asyncio.sleep(wait)
+
+    async def _acquire_bulk(self, chat_id: int) -> None:
+        if wait := self._chat(chat_id).reserve(time.monotonic()):
+            await asyncio.sleep(wait)
+        async with self._bulk:  # bulk senders queue here, one holding a reservation at a time
+            while True:
+                hold = self._paused_until - time.monotonic()
+                if self._replies_waiting:
+                    hold = max(hold, 1 / self.rate)
+                if hold <= 0:
+                    break
+                await asyncio.sleep(hold)
+            if wait := self._global.reserve(time.monotonic()):
+                await asyncio.sleep(wait)
+
+    def _chat(self, chat_id: int) -> TokenBucket:
         chat = self._chats.get(chat_id)
         if chat is None:
             if len(self._chats) >= self._max_idle:
                 self._forget_idle()
             chat = self._chats[chat_id] = TokenBucket(self._per_chat_rate, self._per_chat_burst)
-        if wait := chat.reserve(time.monotonic()):
-            await asyncio.sleep(wait)
-        if wait := self._global.reserve(time.monotonic()):
-            await asyncio.sleep(wait)
+        return chat
 
     def pause(self, seconds: float) -> None:
         """Telegram answered 429: nobody sends until `seconds` have passed."""
+        self.flood_waits += 1
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     def _forget_idle(self) -> None:

@@ -32,12 +32,14 @@ async def with_retry(
     chat_id: int = 0,
     *,
     backoff: float = BACKOFF,
+    bulk: bool = False,
 ) -> T:
-    """Pace the call; on 429 wait as Telegram asks, on a network fault or a 5xx wait `backoff`
-    (doubling), and try again, at most ATTEMPTS times in all. A 400 is final at once."""
+    """Pace the call (`bulk`: as campaign traffic, behind replies); on 429 wait as Telegram
+    asks, on a network fault or a 5xx wait `backoff` (doubling), and try again, at most
+    ATTEMPTS times in all. A 400 is final at once."""
     for attempt in range(ATTEMPTS):
         if pacer is not None:
-            await pacer.acquire(chat_id)
+            await pacer.acquire(chat_id, bulk=bulk)
         try:
             return await call()
         except RetryAfter as error:

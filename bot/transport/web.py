@@ -26,6 +26,7 @@ from telegram.ext import Application
 
 from bot.transport import incoming, webhook_reply
 from bot.transport.incoming import NotAnUpdate
+from bot.transport.operations import health_details, metrics_handler
 from bot.wiring.services import Services
 from storage.db import describe
 
@@ -145,9 +146,12 @@ def create_web_app(
             if health is None or clock() - checked_at >= HEALTH_TTL:
                 health, checked_at = await _check_database(services), clock()
             status, body = health
+        if status == 200:
+            body = {**body, **health_details(services, application)}
         return web.json_response(body, status=status)
 
     app = web.Application()
     app.router.add_post(WEBHOOK_PATH, webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler(services, application))
     return app

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from datetime import time
 
-from telegram import BotCommand
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram import BotCommand, Update
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, TypeHandler
 
 from bot.errors import ConfigError
 from bot.services import i18n, keys
+from bot.services.campaigns import Campaigns
 from bot.services.conversation import Conversations
 from bot.services.customer_lists import CustomerLists
 from bot.services.exports import Exports
@@ -21,13 +22,15 @@ from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
 from bot.services.privacy import load_notice
 from bot.services.results import Results
+from bot.services.sender import Sender
 from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
+from bot.transport.operations import count_update
 from bot.transport.pacing import Pacer
 from bot.transport.request import AiohttpRequest, UpdatesRequest
 from bot.wiring.config import Settings
 from bot.wiring.services import Services
-from handlers import customer, staff
+from handlers import customer, membership, staff
 from handlers.context import SERVICES_KEY, Context
 from handlers.errors import on_error
 from handlers.render import COMMAND_HELP
@@ -35,6 +38,8 @@ from handlers.staff.menus import show_customer_menu
 from storage.db import UNREACHABLE, Database, Timeouts, unreachable, unwritable
 
 log = logging.getLogger(__name__)
+CAMPAIGN_TICK = 2.0  # seconds
+UPDATE_COUNTER_GROUP = -100  # before every other handler group, alone in its own
 
 
 async def open_services(settings: Settings) -> Services:
@@ -89,6 +94,14 @@ async def open_services(settings: Settings) -> Services:
         Exports(db, catalog, staff, results, settings.zone),
         SurveyLibrary(db, catalog, staff, settings.default_survey),
         CustomerLists(db, staff),
+        Campaigns(
+            db,
+            catalog,
+            staff,
+            notice_version=notice.version,
+            cooldown_days=settings.survey_cooldown_days,
+        ),
+        Sender(db, catalog, pacer, notice_version=notice.version),
     )
 
 
@@ -128,12 +141,26 @@ def build_application(
         builder = builder.updater(None)
     app = builder.build()
     app.bot_data[SERVICES_KEY] = services
+    app.add_handler(TypeHandler(Update, count_update), UPDATE_COUNTER_GROUP)
     staff.register(app)
     customer.register(app)
+    membership.register(app)
     app.add_error_handler(on_error)  # type: ignore[arg-type]
     if jobs:
         _schedule(app, services)
+    _schedule_campaigns(app, services)
     return app
+
+
+def _schedule_campaigns(app: Application, services: Services) -> None:  # type: ignore[type-arg]
+    """Every process ticks: start due campaigns, end expired ones, wake the sender."""
+
+    async def tick(_context: object) -> None:
+        await services.campaigns.tick()
+        services.sender.wake()
+
+    assert app.job_queue is not None
+    app.job_queue.run_repeating(tick, interval=CAMPAIGN_TICK, first=0.5, name="campaigns")
 
 
 def _schedule(app: Application, services: Services) -> None:  # type: ignore[type-arg]

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain")
     verify.add_argument("--head", help="a chain head recorded earlier, as ROWS:HASH")
+    _campaign_parser(commands)
     return parser
 
 
@@ -86,6 +87,25 @@ def _customer_count(text: str) -> int:
     if not 1 <= count <= MAX_DEMO_CUSTOMERS:
         raise argparse.ArgumentTypeError(f"use a whole number from 1 to {MAX_DEMO_CUSTOMERS}")
     return count
+
+
+def _campaign_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    campaign = commands.add_parser("campaign", help="campaigns, for the bank's schedulers")
+    actions = campaign.add_subparsers(dest="campaign_command", required=True)
+    create = actions.add_parser("create", help="a draft campaign; prints its id last")
+    create.add_argument("--name", required=True)
+    create.add_argument("--survey", required=True, help="the survey key")
+    create.add_argument("--scope", required=True, help="all, region:<code> or branch:<code>")
+    create.add_argument("--start", default="now", help="now or YYYY-MM-DDTHH:MM, local time")
+    create.add_argument("--reminders", default="24h,72h", help="at most two, e.g. 24h,72h")
+    create.add_argument("--expires", default="7d", help="e.g. 7d or 48h after the start")
+    listing = actions.add_parser("list", help="the latest campaigns")
+    listing.add_argument("--json", action="store_true")
+    for name in ("show", "launch", "pause", "resume", "cancel"):
+        action = actions.add_parser(name, help=f"{name} a campaign")
+        action.add_argument("id")
+        if name == "show":
+            action.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _audit_verify(settings, args.head))
         if args.command == "purge":
             return _run(lambda: _purge(settings, dry_run=args.dry_run))
+        if args.command == "campaign":
+            from bot.wiring.campaign_cli import run_campaign
+
+            return _run(lambda: run_campaign(settings, args))
         from bot.wiring.runner import serve
 
         return _run(lambda: serve(settings, webhook=args.webhook))

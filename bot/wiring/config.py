@@ -57,6 +57,9 @@ class Settings(DatabaseSettings):
     totp_issuer: str = Field(default="Suara", min_length=1, max_length=40, pattern=r"^[^:]+$")
     staff_session_hours: float = Field(default=8.0, gt=0, le=24 * 7)
 
+    survey_cooldown_days: int = Field(default=30, ge=0, le=3650)  # 0: no cap across campaigns
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # /metrics when polling
+
     @field_validator("bot_token")
     @classmethod
     def _token_given(cls, value: SecretStr | None) -> SecretStr | None:

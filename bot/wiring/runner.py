@@ -29,6 +29,7 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
 from bot.errors import ConfigError, SuaraError
+from bot.transport.operations import operations_app
 from bot.transport.web import WEBHOOK_PATH, create_web_app
 from bot.wiring.app import build_application, create_requests, open_services, publish_commands
 from bot.wiring.config import Settings
@@ -36,7 +37,7 @@ from bot.wiring.logs import configure_logging
 from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,13 @@ async def running(
             if primary:
                 await publish_commands(app)
             await app.start()
+            sending = asyncio.Event()
+            sender = asyncio.create_task(services.sender.run(app.bot, sending))
             try:
                 if webhook is None:
                     assert app.updater is not None
                     await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                    site = await _serve_operations(app, services)
                 else:
                     site = await _serve_webhook(app, services, webhook, primary=primary)
                 yield app
@@ -101,10 +105,26 @@ async def running(
                     await app.updater.stop()
                 if site is not None:
                     await site.cleanup()
+                sending.set()
+                await sender
                 await app.stop()
     finally:
         for request in requests:  # also when start-up failed half way
             await request.shutdown()
+
+
+async def _serve_operations(
+    app: Application,  # type: ignore[type-arg]
+    services: Services,
+) -> web.AppRunner | None:
+    """In polling mode, `/metrics` and `/healthz` on METRICS_PORT when it is set."""
+    port = services.settings.metrics_port
+    if port is None:
+        return None
+    site = web.AppRunner(operations_app(services, app), access_log=None)
+    await site.setup()
+    await web.TCPSite(site, services.settings.listen_host, port).start()
+    return site
 
 
 async def _serve_webhook(

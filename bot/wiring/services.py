@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from bot.services.campaigns import Campaigns
 from bot.services.conversation import Conversations
 from bot.services.customer_lists import CustomerLists
 from bot.services.exports import Exports
 from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
 from bot.services.results import Results
+from bot.services.sender import Sender
 from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
@@ -36,4 +38,6 @@ class Services:
     exports: Exports
     library: SurveyLibrary
     customer_lists: CustomerLists
+    campaigns: Campaigns
+    sender: Sender
     outages: FaultTally = field(default_factory=_database_outages)

@@ -5,6 +5,8 @@ A message holding a code is deleted as soon as it is read, whatever the code was
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import re
 
@@ -19,12 +21,15 @@ from telegram.ext import (
     filters,
 )
 
-from bot.services.staff import EnrolmentStarted, NotPending
+from bot.services.staff import EnrolmentStarted, NotPending, Who
 from handlers.context import Context
 from handlers.staff import render
+from handlers.staff.campaigns import show_campaign
 from handlers.staff.common import delete, paced, show, who
 
 PRIVATE = filters.ChatType.PRIVATE
+NOTING = "noting_secret_messages"  # chat_data: set once the enrolment messages are noted
+NOTE_WAIT = 5.0  # seconds
 CODE = re.compile(r"^\s*(\d{6})\s*$")
 INVITATION = r"^/start s_([A-Za-z0-9_-]{16,60})$"
 
@@ -38,6 +43,18 @@ async def open_invitation(update: Update, context: Context) -> None:
         await show(update, context, outcome)
         return
     chat_id = update.effective_chat.id
+    noted = context.chat_data[NOTING] = asyncio.Event()  # type: ignore[index]
+    try:
+        await _show_secret(context, chat_id, outcome, who(update))
+    finally:
+        noted.set()
+
+
+async def _show_secret(
+    context: Context, chat_id: int, outcome: EnrolmentStarted, person: Who
+) -> None:
+    """The secret as a QR code and as text; both messages are noted, to delete them once the
+    enrolment is confirmed (now, if a fast code confirmed it already)."""
     image = io.BytesIO()
     segno.make(outcome.uri, error="m").save(image, kind="png", scale=8, border=4)
     caption = render.enrol_caption(outcome.locale, outcome.role, outcome.scope)
@@ -51,9 +68,7 @@ async def open_invitation(update: Update, context: Context) -> None:
         lambda: context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML),
     )
     shown = [photo.message_id, secret.message_id]
-    if not await context.services.staff.note_secret_messages(
-        who(update), outcome.invitation_id, shown
-    ):
+    if not await context.services.staff.note_secret_messages(person, outcome.invitation_id, shown):
         await delete(context, chat_id, shown)
 
 
@@ -72,11 +87,15 @@ async def code(update: Update, context: Context) -> None:
     Anything else goes on to the customer conversation."""
     assert update.message is not None and update.message.text is not None
     assert update.effective_chat is not None
+    noting = (context.chat_data or {}).get(NOTING)
+    if noting is not None:  # a code typed fast: let the secret's messages be noted first
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(noting.wait(), NOTE_WAIT)
     outcome = await context.services.staff.submit_code(who(update), update.message.text.strip())
     if isinstance(outcome, NotPending):
         return
     await delete(context, update.effective_chat.id, [update.message.message_id])
-    await show(update, context, outcome)
+    await show_campaign(update, context, outcome, "")  # a step-up may have launched one
     raise ApplicationHandlerStop
 
 

@@ -61,6 +61,23 @@ COMMANDS: tuple[StaffCommand, ...] = (
         N_("Choose the survey a branch's QR code opens"),
     ),
     StaffCommand("qr", "qr.poster", "/qr <branch> [survey]", N_("A printable QR poster")),
+    StaffCommand("campaigns", "campaign.list", "/campaigns", N_("Campaigns in your scope")),
+    StaffCommand(
+        "campaign", "campaign.show", "/campaign <id>", N_("A campaign's status and counts")
+    ),
+    StaffCommand("campaign_new", "campaign.create", "/campaign_new", N_("Set up a new campaign")),
+    StaffCommand(
+        "campaign_launch", "campaign.launch", "/campaign_launch <id>", N_("Launch a campaign")
+    ),
+    StaffCommand(
+        "campaign_pause", "campaign.pause", "/campaign_pause <id>", N_("Pause a campaign")
+    ),
+    StaffCommand(
+        "campaign_resume", "campaign.resume", "/campaign_resume <id>", N_("Resume a campaign")
+    ),
+    StaffCommand(
+        "campaign_cancel", "campaign.cancel", "/campaign_cancel <id>", N_("Cancel a campaign")
+    ),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}

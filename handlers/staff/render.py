@@ -53,7 +53,14 @@ REFUSED: dict[str, str] = {
     ),
     "code_used": N_("That code was used already. Wait for the next one and send it."),
     "too_large": N_("That file is too large for a survey: at most {limit} KB."),
-    "unknown_survey": N_("There is no survey {key}. /surveys lists them."),
+    "unknown_campaign": N_("There is no campaign number {number}. /campaigns lists them."),
+    "unknown_survey": N_("There is no survey {survey}. /surveys lists them."),
+    "campaign_state": N_(
+        "Campaign {number} cannot do that in its current state. /campaign {number} shows it."
+    ),
+    "bad_start": N_("The start must be now or a future time written as YYYY-MM-DDTHH:MM."),
+    "bad_reminders": N_("Reminders are at most two times such as 24h,72h, rising, or none."),
+    "bad_expiry": N_("The expiry is a time such as 7d or 48h, later than the last reminder."),
 }
 
 ROLE_NAMES = {

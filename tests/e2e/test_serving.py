@@ -132,8 +132,9 @@ async def test_the_health_check_reports_failing_writes_and_is_cached_for_a_secon
         url = str(server.make_url("/healthz"))
 
         async def health() -> tuple[int, dict[str, str]]:
+            """The status code and the overall verdict (the sender and scheduler aside)."""
             async with http.get(url) as response:
-                return response.status, await response.json()
+                return response.status, {"status": (await response.json())["status"]}
 
         assert await health() == (200, {"status": "ok"})
         async with services.db.transaction() as connection:  # reads work, writes do not

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,8 @@ from bot.services.i18n import gettext, use_locale
 from bot.wiring.services import Services
 from handlers.staff.commands import COMMANDS
 from handlers.staff.render import REFUSED
-from storage.models import audit_log
+from storage import campaigns as campaign_store
+from storage.models import audit_log, surveys
 from tests.e2e.staffing import FakeClock, add_staff, log_in
 
 pytestmark = pytest.mark.usefixtures("bot")
@@ -44,7 +46,37 @@ RECIPES: dict[str, tuple[bool, Recipe]] = {
     "survey_preview": (False, lambda n, inside: "branch_service"),
     "survey_use": (True, lambda n, inside: f"branch_service {TARGET_SCOPE[inside]}"),
     "qr": (True, lambda n, inside: TARGET_SCOPE[inside].removeprefix("branch:")),
+    "campaigns": (False, lambda n, inside: ""),
+    "campaign_new": (False, lambda n, inside: ""),
+    "campaign": (True, lambda n, inside: f"{n}"),
+    "campaign_launch": (True, lambda n, inside: f"{n}"),
+    "campaign_pause": (True, lambda n, inside: f"{n}"),
+    "campaign_resume": (True, lambda n, inside: f"{n}"),
+    "campaign_cancel": (True, lambda n, inside: f"{n}"),
 }
+# Commands on a campaign get `n`, a campaign made for the call in the target's scope, in the
+# state the command acts on.
+CAMPAIGN_STATES = {
+    "campaign": "draft",
+    "campaign_launch": "draft",
+    "campaign_pause": "running",
+    "campaign_resume": "paused",
+    "campaign_cancel": "draft",
+}
+
+
+async def _campaign(services: Services, scope: str, status: str) -> int:
+    async with services.db.transaction() as connection:
+        survey_id = await connection.scalar(sa.select(sa.func.min(surveys.c.id)))
+        return await campaign_store.create(
+            connection,
+            name="matrix",
+            survey_id=survey_id,
+            scope=scope,
+            status=status,
+            created_by="system",
+            created_at=datetime.now(UTC),
+        )
 
 
 def _refusal(reason: str) -> str:
@@ -70,7 +102,10 @@ async def test_every_command_for_every_role_in_and_out_of_scope(
             services, emulator.user(next(user_ids)), Role.VIEWER, TARGET_SCOPE[inside]
         )
         await log_in(actor, clock)
-        await actor.user.send_text(f"/{command.name} {recipe(target.id, inside)}".strip())
+        n = target.id
+        if command.name in CAMPAIGN_STATES:
+            n = await _campaign(services, TARGET_SCOPE[inside], CAMPAIGN_STATES[command.name])
+        await actor.user.send_text(f"/{command.name} {recipe(n, inside)}".strip())
         reply = (await actor.user.next_reply()).body
 
         expected = role >= PERMISSIONS[command.action] and (inside or not targeted)

@@ -67,7 +67,7 @@ async def test_wrong_or_missing_secret_is_refused(services: Services, hook: Webh
         async with http.post(url, json=[update], headers={SECRET_HEADER: SECRET}) as response:
             assert response.status == 400  # JSON, but not an update
         async with http.get(f"{hook.public_url}/healthz") as response:
-            assert response.status == 200 and (await response.json()) == {"status": "ok"}
+            assert response.status == 200 and (await response.json())["status"] == "ok"
 
 
 async def test_a_failed_update_is_answered_500_and_delivered_again(

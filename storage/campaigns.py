@@ -1,0 +1,493 @@
+"""Campaigns and their deliveries: the rows the campaign service and the sender share.
+
+The database is the truth about what is due: a delivery is claimed (`pending -> sending`) before
+it is sent and settled after, so ticks in any process may look for work at any time. On
+PostgreSQL the claim skips rows another process holds (`FOR UPDATE SKIP LOCKED`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.models import (
+    campaign_deliveries,
+    campaigns,
+    customers,
+    survey_sessions,
+    surveys,
+)
+
+# Campaign statuses
+DRAFT, SCHEDULED, RUNNING, PAUSED = "draft", "scheduled", "running", "paused"
+FINISHED, CANCELLED = "finished", "cancelled"
+ENDED = (FINISHED, CANCELLED)
+# Delivery statuses and kinds
+PENDING, SENDING, SENT, FAILED, BLOCKED, SKIPPED = (
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "blocked",
+    "skipped",
+)
+INVITE = "invite"
+REMINDERS = ("remind1", "remind2")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: int
+    name: str
+    survey_id: int | None
+    scope: str
+    status: str
+    setup: str | None
+    start_at: datetime | None
+    reminders: tuple[int, ...]  # hours after the start
+    expires_hours: int
+    quiet_start: str
+    quiet_end: str
+    created_by: str
+    report_chat: int | None
+    report_message: int | None
+    session_mark: int | None
+    excluded: dict[str, int] | None
+    created_at: datetime
+    started_at: datetime | None
+    expires_at: datetime | None
+
+
+def _campaign(row: sa.Row) -> Campaign:
+    return Campaign(
+        row.id,
+        row.name,
+        row.survey_id,
+        row.scope,
+        row.status,
+        row.setup,
+        row.start_at,
+        tuple(int(h) for h in row.reminders.split(",") if h),
+        row.expires_hours,
+        row.quiet_start,
+        row.quiet_end,
+        row.created_by,
+        row.report_chat,
+        row.report_message,
+        row.session_mark,
+        None if row.excluded is None else json.loads(row.excluded),
+        row.created_at,
+        row.started_at,
+        row.expires_at,
+    )
+
+
+async def create(connection: AsyncConnection, **values: object) -> int:
+    result = await connection.execute(
+        sa.insert(campaigns).values(**values).returning(campaigns.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def get(
+    connection: AsyncConnection, campaign_id: int, *, lock: bool = False
+) -> Campaign | None:
+    statement = sa.select(campaigns).where(campaigns.c.id == campaign_id)
+    if lock and connection.dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    row = (await connection.execute(statement)).first()
+    return None if row is None else _campaign(row)
+
+
+async def listed(connection: AsyncConnection, limit: int = 50) -> list[Campaign]:
+    """The latest campaigns, newest first (drafts still being set up in chat are left out)."""
+    rows = await connection.execute(
+        sa.select(campaigns)
+        .where(campaigns.c.setup.is_(None))
+        .order_by(campaigns.c.id.desc())
+        .limit(limit)
+    )
+    return [_campaign(row) for row in rows]
+
+
+async def update(connection: AsyncConnection, campaign_id: int, **values: object) -> None:
+    await connection.execute(
+        sa.update(campaigns).where(campaigns.c.id == campaign_id).values(**values)
+    )
+
+
+async def in_status(
+    connection: AsyncConnection, statuses: Sequence[str], *, lock: bool = False
+) -> list[Campaign]:
+    statement = sa.select(campaigns).where(campaigns.c.status.in_(statuses))
+    if lock and connection.dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    return [_campaign(row) for row in await connection.execute(statement)]
+
+
+# -- the audience ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a campaign would invite, and how many are left out for each reason."""
+
+    targeted: tuple[int, ...]
+    excluded: dict[str, int]
+
+
+async def audience(
+    connection: AsyncConnection,
+    branch_ids: Iterable[int] | None,
+    notice_version: str,
+    cooldown_since: datetime | None,
+    campaign_id: int | None = None,
+) -> Audience:
+    """The customers of the branches (None: every customer) who can be invited now.
+
+    A customer is left out, for the first reason that applies, when the bot cannot message
+    them (no Telegram account, no consent to the current notice, opted out, blocked the bot) or
+    another campaign invited them since `cooldown_since`. Filters for an imported list go here.
+    """
+    statement = sa.select(
+        customers.c.id,
+        customers.c.telegram_id,
+        customers.c.consent_version,
+        customers.c.opted_out,
+        customers.c.blocked,
+    ).where(customers.c.erased_at.is_(None))
+    if branch_ids is not None:
+        statement = statement.where(customers.c.branch_id.in_(list(branch_ids)))
+    recent: set[int] = set()
+    if cooldown_since is not None:
+        invited = sa.select(campaign_deliveries.c.customer_id).where(
+            campaign_deliveries.c.kind == INVITE,
+            campaign_deliveries.c.status == SENT,
+            campaign_deliveries.c.sent_at >= cooldown_since,
+        )
+        if campaign_id is not None:
+            invited = invited.where(campaign_deliveries.c.campaign_id != campaign_id)
+        recent = set((await connection.scalars(invited)).all())
+    targeted: list[int] = []
+    excluded: Counter[str] = Counter()
+    for row in await connection.execute(statement.order_by(customers.c.id)):
+        if row.telegram_id is None:
+            excluded["no_telegram"] += 1
+        elif row.consent_version != notice_version:
+            excluded["no_consent"] += 1
+        elif row.opted_out:
+            excluded["opted_out"] += 1
+        elif row.blocked:
+            excluded["blocked"] += 1
+        elif row.id in recent:
+            excluded["cooldown"] += 1
+        else:
+            targeted.append(row.id)
+    return Audience(tuple(targeted), dict(excluded))
+
+
+async def add_deliveries(
+    connection: AsyncConnection,
+    campaign_id: int,
+    customer_ids: Sequence[int],
+    kind: str,
+    due_at: datetime,
+) -> None:
+    """One delivery per customer; the unique key keeps a customer to one of each kind."""
+    existing = set(
+        (
+            await connection.scalars(
+                sa.select(campaign_deliveries.c.customer_id).where(
+                    campaign_deliveries.c.campaign_id == campaign_id,
+                    campaign_deliveries.c.kind == kind,
+                )
+            )
+        ).all()
+    )
+    rows = [
+        {
+            "campaign_id": campaign_id,
+            "customer_id": customer_id,
+            "kind": kind,
+            "status": PENDING,
+            "due_at": due_at,
+        }
+        for customer_id in dict.fromkeys(customer_ids)
+        if customer_id not in existing
+    ]
+    for start in range(0, len(rows), 1000):
+        await connection.execute(sa.insert(campaign_deliveries), rows[start : start + 1000])
+
+
+async def open_survey(connection: AsyncConnection, number: str) -> int | None:
+    """The survey version a running (or paused) campaign pins, for its invitation link."""
+    if not number.isdigit() or len(number) > 9:
+        return None
+    return await connection.scalar(
+        sa.select(campaigns.c.survey_id).where(
+            campaigns.c.id == int(number), campaigns.c.status.in_((RUNNING, PAUSED))
+        )
+    )
+
+
+async def survey_keys(connection: AsyncConnection) -> list[str]:
+    keys = await connection.scalars(sa.select(surveys.c.key).distinct().order_by(surveys.c.key))
+    return list(keys.all())
+
+
+async def last_session_id(connection: AsyncConnection) -> int:
+    return int(await connection.scalar(sa.select(sa.func.max(survey_sessions.c.id))) or 0)
+
+
+# -- counts ----------------------------------------------------------------------------------
+
+
+async def counts(connection: AsyncConnection, campaign_id: int) -> dict[tuple[str, str], int]:
+    """(kind, status) -> how many deliveries."""
+    rows = await connection.execute(
+        sa.select(campaign_deliveries.c.kind, campaign_deliveries.c.status, sa.func.count())
+        .where(campaign_deliveries.c.campaign_id == campaign_id)
+        .group_by(campaign_deliveries.c.kind, campaign_deliveries.c.status)
+    )
+    return {(row[0], row[1]): int(row[2]) for row in rows}
+
+
+def _own_sessions(campaign: Campaign) -> sa.Select:
+    """Sessions of the campaign's invitees on its pinned survey since it started."""
+    invitees = sa.select(campaign_deliveries.c.customer_id).where(
+        campaign_deliveries.c.campaign_id == campaign.id,
+        campaign_deliveries.c.kind == INVITE,
+        campaign_deliveries.c.status == SENT,
+    )
+    return sa.select(survey_sessions.c.customer_id, survey_sessions.c.status).where(
+        survey_sessions.c.survey_id == campaign.survey_id,
+        survey_sessions.c.id > (campaign.session_mark or 0),
+        survey_sessions.c.customer_id.in_(invitees),
+    )
+
+
+async def responses(connection: AsyncConnection, campaign: Campaign) -> int:
+    """Invitees who completed the pinned survey since the campaign started."""
+    own = _own_sessions(campaign).where(survey_sessions.c.status == "completed").subquery()
+    count = await connection.scalar(sa.select(sa.func.count(sa.distinct(own.c.customer_id))))
+    return int(count or 0)
+
+
+async def progress_of(
+    connection: AsyncConnection, campaign: Campaign, customer_ids: Sequence[int]
+) -> dict[int, str]:
+    """customer -> `completed` or `started` for those who opened the campaign's survey."""
+    rows = await connection.execute(
+        _own_sessions(campaign).where(survey_sessions.c.customer_id.in_(list(customer_ids)))
+    )
+    found: dict[int, str] = {}
+    for customer_id, status in rows:
+        if status == "completed" or customer_id not in found:
+            found[customer_id] = "completed" if status == "completed" else "started"
+    return found
+
+
+async def invite_status(
+    connection: AsyncConnection, campaign_id: int, customer_ids: Sequence[int]
+) -> dict[int, str]:
+    rows = await connection.execute(
+        sa.select(campaign_deliveries.c.customer_id, campaign_deliveries.c.status).where(
+            campaign_deliveries.c.campaign_id == campaign_id,
+            campaign_deliveries.c.kind == INVITE,
+            campaign_deliveries.c.customer_id.in_(list(customer_ids)),
+        )
+    )
+    return {int(row[0]): str(row[1]) for row in rows}
+
+
+# -- claiming and settling -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    """A claimed delivery with what sending it needs."""
+
+    id: int
+    campaign_id: int
+    customer_id: int
+    kind: str
+    attempts: int
+    telegram_id: int | None
+    locale: str
+    branch_id: int | None
+    consent_version: str | None
+    opted_out: bool
+    blocked: bool
+
+
+async def mark_sending(connection: AsyncConnection, delivery_id: int) -> bool:
+    """`pending -> sending`, just before the message goes out; False if it is pending no more."""
+    result = await connection.execute(
+        sa.update(campaign_deliveries)
+        .where(campaign_deliveries.c.id == delivery_id, campaign_deliveries.c.status == PENDING)
+        .values(status=SENDING, attempts=campaign_deliveries.c.attempts + 1)
+    )
+    return result.rowcount == 1
+
+
+async def claim(
+    connection: AsyncConnection,
+    at: datetime,
+    campaign_quiet: dict[int, set[int]],
+    busy_since: datetime,
+    limit: int,
+) -> list[Due]:
+    """Up to `limit` due deliveries of the running campaigns, oldest first. Only the elected
+    sender claims; each delivery becomes `sending` only once its turn to go out has come
+    (`mark_sending`), so a crash leaves in `sending` only messages that were on their way.
+
+    `campaign_quiet` maps each running campaign to the branches now in their quiet hours (-1:
+    customers without a branch); those wait. So does anyone answering a survey right now (a
+    session touched since `busy_since`): an invitation never interrupts one.
+    """
+    if not campaign_quiet:
+        return []
+    branch = sa.func.coalesce(customers.c.branch_id, -1)
+    allowed = sa.or_(
+        *(
+            sa.and_(
+                campaign_deliveries.c.campaign_id == campaign_id,
+                branch.not_in(sorted(quiet)) if quiet else sa.true(),
+            )
+            for campaign_id, quiet in campaign_quiet.items()
+        )
+    )
+    busy = sa.exists().where(
+        survey_sessions.c.customer_id == campaign_deliveries.c.customer_id,
+        survey_sessions.c.status == "open",
+        survey_sessions.c.updated_at > busy_since,
+    )
+    picked = (
+        sa.select(campaign_deliveries.c.id)
+        .join(customers, customers.c.id == campaign_deliveries.c.customer_id)
+        .where(
+            campaign_deliveries.c.status == PENDING,
+            campaign_deliveries.c.due_at <= at,
+            allowed,
+            ~busy,
+        )
+        .order_by(campaign_deliveries.c.due_at, campaign_deliveries.c.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        picked = picked.with_for_update(of=campaign_deliveries, skip_locked=True)
+    ids = list((await connection.scalars(picked)).all())
+    if not ids:
+        return []
+    rows = await connection.execute(
+        sa.select(
+            campaign_deliveries.c.id,
+            campaign_deliveries.c.campaign_id,
+            campaign_deliveries.c.customer_id,
+            campaign_deliveries.c.kind,
+            campaign_deliveries.c.attempts,
+            customers.c.telegram_id,
+            customers.c.locale,
+            customers.c.branch_id,
+            customers.c.consent_version,
+            customers.c.opted_out,
+            customers.c.blocked,
+        )
+        .join(customers, customers.c.id == campaign_deliveries.c.customer_id)
+        .where(campaign_deliveries.c.id.in_(ids))
+        .order_by(campaign_deliveries.c.due_at, campaign_deliveries.c.id)
+    )
+    return [Due(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Settled:
+    delivery_id: int
+    status: str  # sent | failed | blocked | skipped | pending (sent back, e.g. after a 429)
+    at: datetime
+    error: str | None = None
+
+
+async def settle(connection: AsyncConnection, results: Sequence[Settled]) -> None:
+    """Record the outcome of a batch of deliveries in one transaction."""
+    for status in {r.status for r in results}:
+        group = [r for r in results if r.status == status]
+        values: dict[str, object] = {"status": status}
+        if status == SENT:
+            values["sent_at"] = sa.bindparam("at")
+        if status != PENDING:
+            values["error"] = sa.bindparam("err")
+        await connection.execute(
+            sa.update(campaign_deliveries)
+            .where(campaign_deliveries.c.id == sa.bindparam("delivery_id"))
+            .values(**values),
+            [{"delivery_id": r.delivery_id, "at": r.at, "err": r.error} for r in group],
+        )
+
+
+async def settle_interrupted(connection: AsyncConnection, at: datetime) -> int:
+    """Deliveries a dead sender left in `sending` count as sent: they were handed to Telegram
+    (or were about to be), and sending them again could invite someone twice."""
+    result = await connection.execute(
+        sa.update(campaign_deliveries)
+        .where(campaign_deliveries.c.status == SENDING)
+        .values(status=SENT, sent_at=at, error="unconfirmed")
+    )
+    return result.rowcount
+
+
+async def skip_pending(connection: AsyncConnection, campaign_id: int, reason: str) -> int:
+    result = await connection.execute(
+        sa.update(campaign_deliveries)
+        .where(
+            campaign_deliveries.c.campaign_id == campaign_id,
+            campaign_deliveries.c.status == PENDING,
+        )
+        .values(status=SKIPPED, error=reason)
+    )
+    return result.rowcount
+
+
+async def pending_count(connection: AsyncConnection, at: datetime) -> int:
+    """Deliveries due now and not yet settled, over all running campaigns: the queue depth."""
+    count = await connection.scalar(
+        sa.select(sa.func.count())
+        .select_from(campaign_deliveries.join(campaigns))
+        .where(
+            campaigns.c.status == RUNNING,
+            campaign_deliveries.c.status.in_((PENDING, SENDING)),
+            campaign_deliveries.c.due_at <= at,
+        )
+    )
+    return int(count or 0)
+
+
+async def end_open_sessions(connection: AsyncConnection, campaign: Campaign) -> int:
+    """Close the sessions the campaign opened that are still open (its expiry)."""
+    own = _own_sessions(campaign).with_only_columns(survey_sessions.c.id)
+    result = await connection.execute(
+        sa.update(survey_sessions)
+        .where(survey_sessions.c.id.in_(own), survey_sessions.c.status == "open")
+        .values(status="abandoned", version=survey_sessions.c.version + 1)
+    )
+    return result.rowcount
+
+
+async def mark_blocked(connection: AsyncConnection, telegram_id: int, blocked: bool) -> None:
+    await connection.execute(
+        sa.update(customers).where(customers.c.telegram_id == telegram_id).values(blocked=blocked)
+    )
+
+
+async def mark_customers_blocked(connection: AsyncConnection, customer_ids: Iterable[int]) -> None:
+    ids = list(customer_ids)
+    if ids:
+        await connection.execute(
+            sa.update(customers).where(customers.c.id.in_(ids)).values(blocked=True)
+        )
