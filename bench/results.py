@@ -245,7 +245,7 @@ async def run(url: str, responses: int, repeat: int) -> dict[str, object]:
         for _ in range(repeat):
             began = time.perf_counter()
             async with db.engine.connect() as connection:
-                summary = await results._summary(connection, org, scope, period, "en")
+                summary = await results.summary(connection, org, scope, period, "en")
             samples.append(time.perf_counter() - began)
         timings[name] = _median_ms(samples)
         if name == "bank":
