@@ -25,14 +25,13 @@ from bot.services.access import Org, Scope
 from bot.services.i18n import gettext as _
 from bot.services.i18n import use_locale
 from bot.services.results import (
-    BadPeriod,
-    BadScope,
     Period,
     Results,
     Summary,
+    operator_request,
     option_label,
-    parse_scope,
     split_arguments,
+    staff_request,
     windows_for,
 )
 from bot.services.staff import Actor, Refused, StaffAccess, Who
@@ -87,21 +86,13 @@ class Exports:
         async def body(
             connection: AsyncConnection, actor: Actor, at: datetime
         ) -> ExportFile | Refused:
-            locale = actor.member.locale
             if wrong or len(formats) > 1:
-                return Refused(locale, "usage")
-            org = await Org.load(connection)
-            scope = actor.scope if scope_text is None else parse_scope(scope_text, org)
-            if scope is None:
-                return Refused(locale, "unknown_scope", {"scope": scope_text})
-            if not org.covers(actor.scope, scope):
-                return Refused(locale, "scope")
-            try:
-                period = Period.parse(period_text, at.astimezone(self._zone).date())
-            except BadPeriod:
-                return Refused(locale, "usage")
+                return Refused(actor.member.locale, "usage")
+            asked = await staff_request(connection, actor, at, self._zone, scope_text, period_text)
+            if isinstance(asked, Refused):
+                return asked
             fmt: Format = "xlsx" if formats == ["xlsx"] else "csv"
-            return await self._write(connection, org, scope, period, fmt, locale)
+            return await self._write(connection, *asked, fmt, actor.member.locale)
 
         target = " ".join(args)[:80] or None
         return await self._staff.run_command(who, "export.read", body, target=target)
@@ -110,11 +101,9 @@ class Exports:
         self, scope_text: str | None, period_text: str | None, fmt: Format, locale: str = "en"
     ) -> ExportFile:
         async def work(connection: AsyncConnection) -> ExportFile:
-            org = await Org.load(connection)
-            scope = Scope("all") if scope_text is None else parse_scope(scope_text, org)
-            if scope is None:
-                raise BadScope(scope_text or "")
-            period = Period.parse(period_text, datetime.now(self._zone).date())
+            org, scope, period = await operator_request(
+                connection, self._zone, scope_text, period_text
+            )
             await audit.append(
                 connection, "system", "export.read", target=str(scope), details={"format": fmt}
             )

@@ -200,20 +200,12 @@ class Results:
         async def body(
             connection: AsyncConnection, actor: Actor, at: datetime
         ) -> Summary | Refused:
-            locale = actor.member.locale
             if problem:
-                return Refused(locale, "usage")
-            org = await Org.load(connection)
-            scope = actor.scope if scope_text is None else parse_scope(scope_text, org)
-            if scope is None:
-                return Refused(locale, "unknown_scope", {"scope": scope_text})
-            if not org.covers(actor.scope, scope):
-                return Refused(locale, "scope")
-            try:
-                period = Period.parse(period_text, at.astimezone(self._zone).date())
-            except BadPeriod:
-                return Refused(locale, "usage")
-            return await self.summary(connection, org, scope, period, locale)
+                return Refused(actor.member.locale, "usage")
+            asked = await staff_request(connection, actor, at, self._zone, scope_text, period_text)
+            if isinstance(asked, Refused):
+                return asked
+            return await self.summary(connection, *asked, actor.member.locale)
 
         target = " ".join(args)[:80] or None
         return await self._staff.run_command(who, "results.read", body, target=target)
@@ -224,11 +216,9 @@ class Results:
         """The command line's figures: the whole bank unless a scope is named; audited."""
 
         async def work(connection: AsyncConnection) -> Summary:
-            org = await Org.load(connection)
-            scope = Scope("all") if scope_text is None else parse_scope(scope_text, org)
-            if scope is None:
-                raise BadScope(scope_text or "")
-            period = Period.parse(period_text, datetime.now(UTC).astimezone(self._zone).date())
+            org, scope, period = await operator_request(
+                connection, self._zone, scope_text, period_text
+            )
             await audit.append(connection, "system", "results.read", target=str(scope))
             return await self.summary(connection, org, scope, period, locale)
 
@@ -283,6 +273,40 @@ class Results:
 
 class BadScope(ValueError):
     """A scope that names no region or branch."""
+
+
+async def staff_request(
+    connection: AsyncConnection,
+    actor: Actor,
+    at: datetime,
+    zone: ZoneInfo,
+    scope_text: str | None,
+    period_text: str | None,
+) -> tuple[Org, Scope, Period] | Refused:
+    """The scope (the actor's own by default) and period a staff member asked for, refused
+    when unknown, outside their scope or malformed."""
+    locale = actor.member.locale
+    org = await Org.load(connection)
+    scope = actor.scope if scope_text is None else parse_scope(scope_text, org)
+    if scope is None:
+        return Refused(locale, "unknown_scope", {"scope": scope_text})
+    if not org.covers(actor.scope, scope):
+        return Refused(locale, "scope")
+    try:
+        return org, scope, Period.parse(period_text, at.astimezone(zone).date())
+    except BadPeriod:
+        return Refused(locale, "usage")
+
+
+async def operator_request(
+    connection: AsyncConnection, zone: ZoneInfo, scope_text: str | None, period_text: str | None
+) -> tuple[Org, Scope, Period]:
+    """The command line's scope (the whole bank by default) and period; BadScope, BadPeriod."""
+    org = await Org.load(connection)
+    scope = Scope("all") if scope_text is None else parse_scope(scope_text, org)
+    if scope is None:
+        raise BadScope(scope_text or "")
+    return org, scope, Period.parse(period_text, datetime.now(UTC).astimezone(zone).date())
 
 
 def split_arguments(args: list[str]) -> tuple[str | None, str | None, bool]:

@@ -16,8 +16,8 @@ from bot.services.staff import Who
 from bot.transport.retry import with_retry
 from handlers.context import Context
 from handlers.staff import campaign_render
-from handlers.staff.commands import BY_NAME
 from handlers.staff.common import say, show, who
+from handlers.staff.manage import command_handler
 
 Call = Callable[[Context, Who, list[str]], Awaitable[Outcome]]
 CALLS: dict[str, tuple[int, int, Call]] = {
@@ -52,24 +52,6 @@ async def show_campaign(update: Update, context: Context, outcome: object, name:
         await show(update, context, outcome, name)  # type: ignore[arg-type]
 
 
-def _handler(name: str) -> Callable[[Update, Context], Awaitable[None]]:
-    low, high, call = CALLS[name]
-
-    async def handle(update: Update, context: Context) -> None:
-        args = list(context.args or [])
-        person = who(update)
-        if not low <= len(args) <= high:
-            outcome: object = await context.services.staff.refuse_usage(
-                person, BY_NAME[name].action
-            )
-        else:
-            outcome = await call(context, person, args)
-        await show_campaign(update, context, outcome, name)
-
-    handle.__doc__ = f"Runs /{name}."
-    return handle
-
-
 async def setup_press(update: Update, context: Context) -> None:
     """A button of `/campaign_new`: `cn:<campaign>:<choice>`."""
     query = update.callback_query
@@ -82,5 +64,5 @@ async def setup_press(update: Update, context: Context) -> None:
 
 def register(app: Application, group: int) -> None:  # type: ignore[type-arg]
     for name in CALLS:
-        app.add_handler(CommandHandler(name, _handler(name)), group)
+        app.add_handler(CommandHandler(name, command_handler(name, CALLS, show_campaign)), group)
     app.add_handler(CallbackQueryHandler(setup_press, pattern=r"^cn:\d{1,9}:"), group)

@@ -5,7 +5,8 @@ Wrong arguments get the command's usage; every decision about who may do what is
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, CommandHandler
@@ -29,21 +30,26 @@ CALLS: dict[str, tuple[int, int, Call]] = {
 }
 
 
-def _handler(name: str) -> Callable[[Update, Context], Awaitable[None]]:
-    low, high, call = CALLS[name]
+Present = Callable[[Update, Context, Any, str], Awaitable[None]]
+
+
+def command_handler(
+    name: str,
+    calls: Mapping[str, tuple[int, int, Callable[..., Awaitable[Any]]]],
+    present: Present,
+) -> Callable[[Update, Context], Awaitable[None]]:
+    """A staff command taking between `low` and `high` arguments; any other count is checked
+    like the command itself first, so nobody learns the usage of a command they may not run."""
+    low, high, call = calls[name]
 
     async def handle(update: Update, context: Context) -> None:
         args = list(context.args or [])
         person = who(update)
         if not low <= len(args) <= high:
-            # Checked like any command first, so nobody learns the usage of a command they
-            # may not run; then the usage.
-            outcome: Outcome = await context.services.staff.refuse_usage(
-                person, BY_NAME[name].action
-            )
+            outcome = await context.services.staff.refuse_usage(person, BY_NAME[name].action)
         else:
             outcome = await call(context, person, args)
-        await show(update, context, outcome, name)
+        await present(update, context, outcome, name)
 
     handle.__doc__ = f"Runs /{name}."
     return handle
@@ -51,4 +57,4 @@ def _handler(name: str) -> Callable[[Update, Context], Awaitable[None]]:
 
 def register(app: Application, group: int) -> None:  # type: ignore[type-arg]
     for name in CALLS:
-        app.add_handler(CommandHandler(name, _handler(name)), group)
+        app.add_handler(CommandHandler(name, command_handler(name, CALLS, show)), group)
