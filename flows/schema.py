@@ -10,6 +10,9 @@
 #   title: {id: "...", en: "..."} a text is a mapping of locale to a non-empty string
 #   intro: {id: "...", en: "..."} shown before the first question
 #   outro: {id: "...", en: "..."} shown after the last one
+#   alerts: {nps: {lte: 6}}       optional: answers at or below these values alert the
+#                                 branch's staff (see below); without it, NPS 0-6 and a rating
+#                                 in the bottom quarter of its scale (1-2 of 5) alert
 #   questions:                    at least one, asked in this order
 #     - id: csat                  1-24 characters of a-z, 0-9 and _, unique; not all/any/not
 #       type: rating              rating | nps | ces | choice | multi | yesno | text | number
@@ -37,6 +40,11 @@
 #   multi                   contains (an option id)
 #   yesno                   eq ne (true or false)
 #   every type              answered (true or false)
+#
+# Alerts: a mapping of question type (nps, rating, ces) to {lte: N}; a finished response with
+# an answer of that type at or below N alerts. N must be a possible answer (nps 0..10, ces 1..7,
+# rating 1..the largest scale in the survey) and the survey must ask such a question.
+# `alerts: {}` turns alerts off for the survey.
 #
 # Booleans are only true and false (YAML 1.2), so a text such as `en: Yes` needs no quotes;
 # texts that contain ':' or '?' inside {...} do.
@@ -161,6 +169,8 @@ class Survey:
     outro: Texts
     questions: tuple[Question, ...]
     checksum: str
+    # question type -> the highest answer that alerts; None: the default rule (scoring)
+    alerts: Mapping[str, int] | None = None
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -248,6 +258,8 @@ MESSAGES: Mapping[str, str] = {
     ),
     "min_above_max": N_("min {min} is greater than max {max}"),
     "not_whole": N_("expected a whole number because integer is true, got {value}"),
+    "alert_type": N_("alerts are set for nps, rating or ces answers, not {value}"),
+    "alert_no_question": N_("this survey asks no {type} question to alert on"),
 }
 
 
@@ -261,6 +273,8 @@ _LOCALE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
 _RESERVED = frozenset(COMBINATORS)
 
 _SURVEY_KEYS = ("spec", "id", "default_locale", "locales", "title", "intro", "outro", "questions")
+_OPTIONAL_SURVEY_KEYS = ("alerts",)
+_ALERT_OPERATORS = ("lte",)
 _COMMON_KEYS = ("id", "type", "text", "optional", "when")
 _TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
     "rating": ("scale",),
@@ -422,7 +436,7 @@ class _Validator:
         if not isinstance(data, Mapping):
             self.add("", "not_a_document", got=described(data))
             return None, self.problems
-        self.keys(data, "", _SURVEY_KEYS, _SURVEY_KEYS)
+        self.keys(data, "", _SURVEY_KEYS + _OPTIONAL_SURVEY_KEYS, _SURVEY_KEYS)
         spec = self.spec(data.get("spec"))
         survey_id = self.identifier(data.get("id"), "id", "survey")
         self.locales = self.locale_list(data.get("locales"))
@@ -431,6 +445,7 @@ class _Validator:
             self.texts(data.get(key), key) for key in ("title", "intro", "outro")
         )
         questions = self.questions(data.get("questions"))
+        alerts = self.alerts(data["alerts"], questions) if "alerts" in data else None
         if self.problems:
             return None, self.problems
         assert survey_id and spec and default and title and intro and outro, "checked above"
@@ -444,8 +459,38 @@ class _Validator:
             outro=outro,
             questions=questions,
             checksum=_checksum(data),
+            alerts=alerts,
         )
         return survey, self.problems
+
+    def alerts(self, value: Any, questions: tuple[Question, ...]) -> dict[str, int] | None:
+        """Alert thresholds by question type; each must fit a question the survey asks."""
+        if not isinstance(value, Mapping):
+            self.wrong_type("alerts", N_("a mapping such as {nps: {lte: 6}}"), value)
+            return None
+        before = len(self.problems)
+        thresholds: dict[str, int] = {}
+        for key, rule in value.items():
+            path = _child("alerts", shown(key) if not isinstance(key, str) else key)
+            if key not in (QuestionType.NPS, QuestionType.RATING, QuestionType.CES):
+                self.add(path, "alert_type", value=shown(key))
+                continue
+            asked = [q.value_range for q in questions if q.type == key and q.value_range]
+            if not isinstance(rule, Mapping) or not rule:
+                self.wrong_type(path, N_("a mapping such as {lte: 6}"), rule)
+                continue
+            self.keys(rule, path, _ALERT_OPERATORS, _ALERT_OPERATORS)
+            if "lte" not in rule or rule["lte"] is None:
+                continue
+            if not asked:
+                if questions:  # without questions, the questions' own problem says enough
+                    self.add(path, "alert_no_question", type=key)
+                continue
+            low, high = min(r[0] for r in asked), max(r[-1] for r in asked)
+            limit = self.bounded(rule["lte"], _child(path, "lte"), low, high)
+            if limit is not None:
+                thresholds[str(key)] = limit
+        return thresholds if len(self.problems) == before else None
 
     def spec(self, value: Any) -> int | None:
         if value is None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flows.schema import DEFAULT_SCALE, Question, QuestionType
+from flows.schema import DEFAULT_SCALE, Question, QuestionType, Survey
 
 NPS_PROMOTER_MIN = 9
 NPS_DETRACTOR_MAX = 6
@@ -104,6 +104,28 @@ def is_detractor(question: Question, value: Any) -> bool:
         scale = question.scale or DEFAULT_SCALE
         return value >= 1 and 4 * (value - 1) <= scale - 1
     return False
+
+
+def alerting(survey: Survey, answers: Mapping[str, Any]) -> list[str]:
+    """The questions whose answers alert the branch: at or below the survey's own thresholds
+    (`alerts:` in its file), or by the detractor rule when the file sets none."""
+    found = []
+    for question_id, value in answers.items():
+        if not survey.has_question(question_id):
+            continue
+        question = survey.question(question_id)
+        if survey.alerts is None:
+            hit = is_detractor(question, value)
+        else:
+            limit = survey.alerts.get(question.type)
+            hit = limit is not None and _is_whole(value) and value <= limit
+        if hit:
+            found.append(question_id)
+    return found
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _count(values: Iterable[int | None]) -> Counter[int]:

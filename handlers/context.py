@@ -7,6 +7,7 @@ from telegram.ext import CallbackContext, ExtBot
 from bot.wiring.services import Services
 
 SERVICES_KEY = "services"
+ALERTS_JOB = "follow-ups"  # the job that sends alerts; a completion wakes it
 
 
 class Context(CallbackContext[ExtBot[None], dict, dict, dict]):  # type: ignore[type-arg]

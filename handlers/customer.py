@@ -30,7 +30,7 @@ from bot.services.i18n import resolve_locale, use_locale
 from bot.services.personal_data import export_json
 from bot.transport.retry import with_retry
 from handlers import callbacks, render
-from handlers.context import Context
+from handlers.context import ALERTS_JOB, Context
 from handlers.render import Reply
 from handlers.replies import answer, answer_and_edit, edit, send, strip_keyboard
 
@@ -80,8 +80,20 @@ async def _send_outcome(update: Update, context: Context, outcome: Outcome) -> N
             await _note_live(context, chat_id, outcome, message_id, newer_only=True)
     if isinstance(outcome, Info) and outcome.kind == "greeting":
         await _offer_contact(update, context, outcome.locale)
+    if isinstance(outcome, Completed) and outcome.alert:
+        wake_alerts(context)
     if isinstance(outcome, LanguageSet) and outcome.question is not None:
         await _send_outcome(update, context, outcome.question)
+
+
+def wake_alerts(context: Context) -> None:
+    """A completion opened a follow-up: its alert goes out now, from the alerts job, so the
+    customer's reply never waits for staff messages."""
+    queue = context.job_queue
+    if queue is None:
+        return
+    for job in queue.get_jobs_by_name(ALERTS_JOB):
+        queue.run_once(job.callback, 0)
 
 
 async def _strip(context: Context, chat_id: int, message_id: int) -> None:
@@ -258,6 +270,8 @@ async def _survey_press(update: Update, context: Context, press: callbacks.Surve
         if isinstance(outcome, Question) and before != here:
             await _note_live(context, message.chat.id, outcome, here, newer_only=False)
     await answer_and_edit(query, reply)
+    if isinstance(outcome, Completed) and outcome.alert:
+        wake_alerts(context)
 
 
 async def _notice_press(update: Update, context: Context, press: callbacks.NoticePress) -> None:

@@ -258,6 +258,17 @@ staff = sa.Table(
     _when("pending_at", nullable=True),
     _when("created_at", nullable=False, server_default=UTC_NOW),
     _when("last_login_at", nullable=True),
+    # Detractor alerts of the branches in scope reach this member (`/alerts on|off`).
+    sa.Column("alerts", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The follow-up whose resolution note this member's next text is, and since when.
+    sa.Column("note_for", sa.Integer, nullable=True),
+    _when("note_asked_at", nullable=True),
+    sa.Index(
+        "ix_staff_alerting_scope",
+        "scope",
+        sqlite_where=sa.text("alerts AND active"),
+        postgresql_where=sa.text("alerts AND active"),
+    ),
 )
 
 staff_invitations = sa.Table(
@@ -339,4 +350,28 @@ campaign_deliveries = sa.Table(
         "campaign_id", "customer_id", "kind", name="uq_campaign_deliveries_campaign_id"
     ),
     sa.Index("ix_campaign_deliveries_status_due", "status", "due_at"),
+)
+
+# -- follow-ups (closed loop) --------------------------------------------------------------
+# A finished response at or below its survey's alert thresholds, at a branch whose staff take
+# alerts, becomes one follow-up in the transaction that completes it. status: open | taken |
+# resolved. `alerted_at` is set when the alert is claimed for sending (at most once), and
+# `escalated_at` when it went to the region's admins. The note may hold personal data.
+
+follow_ups = sa.Table(
+    "follow_ups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("session_id", sa.ForeignKey("survey_sessions.id"), nullable=False, unique=True),
+    sa.Column("branch_id", sa.ForeignKey("branches.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("taken_by", sa.ForeignKey("staff.id"), nullable=True),
+    sa.Column("resolved_by", sa.ForeignKey("staff.id"), nullable=True),
+    sa.Column("note", EncryptedText, nullable=True),
+    _when("created_at", nullable=False),
+    _when("alerted_at", nullable=True),
+    _when("taken_at", nullable=True),
+    _when("resolved_at", nullable=True),
+    _when("escalated_at", nullable=True),
+    sa.Index("ix_follow_ups_status_created", "status", "created_at"),
 )

@@ -66,6 +66,12 @@ PERMISSIONS: dict[str, Role] = {
     "campaign.pause": Role.ADMIN,
     "campaign.resume": Role.ADMIN,
     "campaign.cancel": Role.ADMIN,
+    # The closed loop is the branch's own work: every role that reads the branch's results
+    # may take its alerts and follow its detractors up.
+    "alerts.set": Role.VIEWER,
+    "followups.list": Role.VIEWER,
+    "followup.take": Role.VIEWER,
+    "followup.resolve": Role.VIEWER,
 }
 
 # Actions that need a fresh code (step-up) before they are carried out.

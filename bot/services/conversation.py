@@ -26,7 +26,7 @@ from typing import Literal, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.services import customer_lists
-from bot.services.follow_up import follow_up_promised
+from bot.services.follow_up import open_follow_up
 from bot.services.i18n import resolve_locale
 from bot.services.privacy import PrivacyNotice
 from bot.services.surveys import Pinned, SurveyCatalog
@@ -118,6 +118,7 @@ class Completed:
     survey: Survey
     follow_up: bool = False  # the outro may promise a follow-up (services.follow_up)
     live_message_id: int | None = None
+    alert: bool = False  # a follow-up opened: its alert is due
 
 
 @dataclass(frozen=True)
@@ -504,11 +505,15 @@ class Conversations:
         )
         if session.customer_id is not None:
             await customer_store.touch(connection, session.customer_id)
+        promised, alert = await open_follow_up(
+            connection, survey, session.id, session.branch_id, finish.answers, now()
+        )
         return Completed(
             locale,
             survey,
-            follow_up=follow_up_promised(session.branch_id),
+            follow_up=promised,
             live_message_id=session.live_message_id,
+            alert=alert,
         )
 
 

@@ -13,7 +13,7 @@ import functools
 import io
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from gettext import GNUTranslations
 from pathlib import Path
@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime as _format_datetime
+from babel.dates import format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import NumberPattern, format_decimal, format_percent, parse_pattern
@@ -131,3 +132,8 @@ def percent(share: float, digits: int = 1) -> str:
 
 def datetime_text(moment: datetime, zone: ZoneInfo, form: str = "medium") -> str:
     return _format_datetime(moment, format=form, tzinfo=zone, locale=_current.get())
+
+
+def duration(delta: timedelta) -> str:
+    """How long something has waited, in words of the reader's language ("2 days", "2 hari")."""
+    return format_timedelta(delta, granularity="minute", threshold=1.5, locale=_current.get())

@@ -70,6 +70,10 @@ Reason = Literal[
     "bad_start",
     "bad_reminders",
     "bad_expiry",
+    "unknown_follow_up",
+    "follow_up_taken",
+    "follow_up_resolved",
+    "follow_up_bad",
 ]
 
 

@@ -18,6 +18,7 @@ from bot.services.campaigns import Campaigns
 from bot.services.conversation import Conversations
 from bot.services.customer_lists import CustomerLists
 from bot.services.exports import Exports
+from bot.services.follow_up import FollowUps
 from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
 from bot.services.privacy import load_notice
@@ -31,14 +32,16 @@ from bot.transport.request import AiohttpRequest, UpdatesRequest
 from bot.wiring.config import Settings
 from bot.wiring.services import Services
 from handlers import customer, membership, staff
-from handlers.context import SERVICES_KEY, Context
+from handlers.context import ALERTS_JOB, SERVICES_KEY, Context
 from handlers.errors import on_error
 from handlers.render import COMMAND_HELP
+from handlers.staff import follow_ups
 from handlers.staff.menus import show_customer_menu
 from storage.db import UNREACHABLE, Database, Timeouts, unreachable, unwritable
 
 log = logging.getLogger(__name__)
 CAMPAIGN_TICK = 2.0  # seconds
+FOLLOW_UP_TICK = 2.0  # seconds: alerts left unsent, escalations due
 UPDATE_COUNTER_GROUP = -100  # before every other handler group, alone in its own
 
 
@@ -102,6 +105,7 @@ async def open_services(settings: Settings) -> Services:
             cooldown_days=settings.survey_cooldown_days,
         ),
         Sender(db, catalog, pacer, notice_version=notice.version),
+        FollowUps(db, catalog, staff, escalate_hours=settings.follow_up_escalate_hours),
     )
 
 
@@ -153,7 +157,8 @@ def build_application(
 
 
 def _schedule_campaigns(app: Application, services: Services) -> None:  # type: ignore[type-arg]
-    """Every process ticks: start due campaigns, end expired ones, wake the sender."""
+    """Every process ticks: start due campaigns, end expired ones, wake the sender; send
+    detractor alerts and escalate follow-ups."""
 
     async def tick(_context: object) -> None:
         await services.campaigns.tick()
@@ -161,6 +166,11 @@ def _schedule_campaigns(app: Application, services: Services) -> None:  # type: 
 
     assert app.job_queue is not None
     app.job_queue.run_repeating(tick, interval=CAMPAIGN_TICK, first=0.5, name="campaigns")
+    # Alerts go out at once from the customer's completion (handlers.customer wakes this job);
+    # the tick catches what another process claimed no sooner, and escalates what is due.
+    app.job_queue.run_repeating(
+        follow_ups.deliver, interval=FOLLOW_UP_TICK, first=1.0, name=ALERTS_JOB
+    )
 
 
 def _schedule(app: Application, services: Services) -> None:  # type: ignore[type-arg]

@@ -59,6 +59,8 @@ class Settings(DatabaseSettings):
 
     survey_cooldown_days: int = Field(default=30, ge=0, le=3650)  # 0: no cap across campaigns
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # /metrics when polling
+    # An unresolved follow-up goes to its region's admins after this many hours.
+    follow_up_escalate_hours: float = Field(default=48.0, gt=0, le=24 * 90)
 
     @field_validator("bot_token")
     @classmethod

@@ -9,6 +9,7 @@ from bot.services.campaigns import Campaigns
 from bot.services.conversation import Conversations
 from bot.services.customer_lists import CustomerLists
 from bot.services.exports import Exports
+from bot.services.follow_up import FollowUps
 from bot.services.library import SurveyLibrary
 from bot.services.personal_data import PersonalData
 from bot.services.results import Results
@@ -40,4 +41,5 @@ class Services:
     customer_lists: CustomerLists
     campaigns: Campaigns
     sender: Sender
+    follow_ups: FollowUps
     outages: FaultTally = field(default_factory=_database_outages)

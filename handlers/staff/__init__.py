@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers.staff import access, campaigns, library, lists, manage, results
+from handlers.staff import access, campaigns, follow_ups, library, lists, manage, results
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
@@ -16,3 +16,4 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     library.register(app, 0)
     lists.register(app, 0)
     campaigns.register(app, 0)
+    follow_ups.register(app, 0)

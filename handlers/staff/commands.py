@@ -78,6 +78,10 @@ COMMANDS: tuple[StaffCommand, ...] = (
     StaffCommand(
         "campaign_cancel", "campaign.cancel", "/campaign_cancel <id>", N_("Cancel a campaign")
     ),
+    StaffCommand(
+        "alerts", "alerts.set", "/alerts [on|off]", N_("Detractor alerts for your branches")
+    ),
+    StaffCommand("followups", "followups.list", "/followups", N_("Open follow-ups and their age")),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}

@@ -61,6 +61,10 @@ REFUSED: dict[str, str] = {
     "bad_start": N_("The start must be now or a future time written as YYYY-MM-DDTHH:MM."),
     "bad_reminders": N_("Reminders are at most two times such as 24h,72h, rising, or none."),
     "bad_expiry": N_("The expiry is a time such as 7d or 48h, later than the last reminder."),
+    "unknown_follow_up": N_("There is no follow-up number {number}. /followups lists them."),
+    "follow_up_taken": N_("Follow-up #{number} has been taken already."),
+    "follow_up_resolved": N_("Follow-up #{number} is resolved already."),
+    "follow_up_bad": N_("That button is not one of this bot's follow-up buttons."),
 }
 
 ROLE_NAMES = {

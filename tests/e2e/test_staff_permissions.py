@@ -53,6 +53,8 @@ RECIPES: dict[str, tuple[bool, Recipe]] = {
     "campaign_pause": (True, lambda n, inside: f"{n}"),
     "campaign_resume": (True, lambda n, inside: f"{n}"),
     "campaign_cancel": (True, lambda n, inside: f"{n}"),
+    "alerts": (False, lambda n, inside: "on"),
+    "followups": (False, lambda n, inside: ""),
 }
 # Commands on a campaign get `n`, a campaign made for the call in the target's scope, in the
 # state the command acts on.

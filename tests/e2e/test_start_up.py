@@ -25,7 +25,8 @@ Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 async def test_the_outro_promises_no_follow_up(
     emulator: BotApiEmulator, services: Services, consent: Consent
 ) -> None:
-    """Nobody follows up yet (detractor alerts do not exist), so no customer is told so."""
+    """Nobody in the example organisation takes detractor alerts, so no customer is told
+    that someone will follow up."""
     async with running(services):
         for telegram_id, locale in ((4001, "id"), (4002, "en")):
             user = emulator.user(telegram_id, language_code=locale)
