@@ -82,8 +82,8 @@ async def alerted_branch(connection: AsyncConnection, branch_id: int) -> bool:
         .where(
             branches.c.id == branch_id,
             sa.exists().where(
-                staff.c.alerts.is_(True),
-                staff.c.active.is_(True),
+                staff.c.alerts,
+                staff.c.active,
                 staff.c.telegram_id.is_not(None),
                 staff.c.scope.in_(_covering_scopes(branches.c.code, regions.c.code)),
             ),
@@ -219,8 +219,8 @@ async def alert_recipients(connection: AsyncConnection, branch_id: int) -> list[
         .join(staff, staff.c.scope.in_(_covering_scopes(branches.c.code, regions.c.code)))
         .where(
             branches.c.id == branch_id,
-            staff.c.alerts.is_(True),
-            staff.c.active.is_(True),
+            staff.c.alerts,
+            staff.c.active,
             staff.c.telegram_id.is_not(None),
         )
         .order_by(staff.c.id)

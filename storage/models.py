@@ -266,7 +266,8 @@ staff = sa.Table(
     sa.Index(
         "ix_staff_alerting_scope",
         "scope",
-        sqlite_where=sa.text("alerts AND active"),
+        # Written as each database's compiler writes `alerts AND active`, so the planner uses it.
+        sqlite_where=sa.text("alerts = 1 AND active = 1"),
         postgresql_where=sa.text("alerts AND active"),
     ),
 )

@@ -14,7 +14,9 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-_ALERTING = sa.text("alerts AND active")
+# Written as each database's compiler writes `alerts AND active`, so the planner uses it.
+_ALERTING_SQLITE = sa.text("alerts = 1 AND active = 1")
+_ALERTING_PG = sa.text("alerts AND active")
 
 
 def _when(name: str, nullable: bool = True) -> sa.Column:
@@ -33,8 +35,8 @@ def upgrade() -> None:
         "staff",
         ["scope"],
         unique=False,
-        sqlite_where=_ALERTING,
-        postgresql_where=_ALERTING,
+        sqlite_where=_ALERTING_SQLITE,
+        postgresql_where=_ALERTING_PG,
     )
     op.create_table(
         "follow_ups",
