@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import ForceReply, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import (
@@ -53,8 +53,13 @@ async def show_follow_up(update: Update, context: Context, outcome: object, name
             await say(context, chat.id, render.listing(outcome))
         case FollowUpTaken():
             await say(context, chat.id, render.taken(outcome.locale, outcome.follow_up_id))
-        case NoteAsked():
-            await say(context, chat.id, render.note_asked(outcome.locale, outcome.follow_up_id))
+        case NoteAsked():  # the reply field opens, and the next text is the note
+            text = render.note_asked(outcome.locale, outcome.follow_up_id)
+            await paced(
+                context,
+                chat.id,
+                lambda: context.bot.send_message(chat.id, text, reply_markup=ForceReply()),
+            )
         case FollowUpResolved():
             await say(context, chat.id, render.resolved(outcome.locale, outcome.follow_up_id))
         case _:
