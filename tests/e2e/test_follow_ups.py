@@ -17,6 +17,7 @@ from bot.services.access import Role
 from bot.wiring.services import Services
 from flows import load_survey
 from storage import orgs
+from storage import staff as staff_store
 from storage.models import audit_log, follow_ups
 from tests.e2e.staffing import FakeClock, StaffUser, add_staff, log_in
 
@@ -71,6 +72,10 @@ async def staff(
     return member
 
 
+def is_alert_id(message: SimMessage) -> bool:
+    return "Tindak lanjut #" in message.body and "Ambil" in message.button_labels
+
+
 def promised(outro: SimMessage) -> bool:
     return any(words in outro.body for words in PROMISE)
 
@@ -104,7 +109,12 @@ async def test_a_detractor_alerts_the_branch_staff_who_asked_and_they_close_the_
     dewi = await staff(services, emulator, clock, 7001, Role.VIEWER, "branch:JKT01", alerts=True)
     sari = await staff(services, emulator, clock, 7002, Role.VIEWER, "branch:JKT01", alerts=False)
     rudi = await staff(services, emulator, clock, 7003, Role.ADMIN, "region:TIM", alerts=True)
-    for member in (dewi, sari, rudi):
+    wati = await staff(services, emulator, clock, 7004, Role.ADMIN, "region:BAR", alerts=False)
+    async with services.db.transaction() as connection:
+        await staff_store.update(connection, wati.id, locale="id")
+    await wati.user.send_text("/alerts on")
+    assert "Peringatan aktif" in (await wati.user.next_reply()).body
+    for member in (dewi, sari, rudi, wati):
         member.user.mark()
 
     ani = emulator.user(7101, language_code="en")
@@ -115,6 +125,10 @@ async def test_a_detractor_alerts_the_branch_staff_who_asked_and_they_close_the_
     assert "⚠️ NPS (nps) 3/10" in alert.body and "⚠️ CSAT (csat) 2/5" in alert.body
     assert "«The queue at the teller was long.»" in alert.body
     assert str(ani.id) not in alert.body and (ani.first_name or "-") not in alert.body
+    in_indonesian = await wati.user.wait_for(is_alert_id, timeout=5)  # the region's admin
+    assert "Cabang: KC Jakarta Sudirman (JKT01)" in in_indonesian.body
+    assert "Survei Layanan Kantor Cabang" in in_indonesian.body
+    assert "Komentar: «The queue at the teller was long.»" in in_indonesian.body
     await sari.user.expect_silence(TICK)  # alerts off
     await rudi.user.expect_silence(0)  # another region
 
@@ -171,7 +185,7 @@ async def test_a_detractor_alerts_the_branch_staff_who_asked_and_they_close_the_
                 audit_log.c.action == "alerts.set", audit_log.c.target == "on"
             )
         )
-    assert toggles == 2  # dewi and rudi
+    assert toggles == 3  # dewi, rudi and wati
 
 
 async def test_an_unresolved_follow_up_escalates_once_to_the_region_admins(
