@@ -88,7 +88,6 @@ class Alert:
 class AlertsState:
     locale: str
     on: bool
-    changed: bool
 
 
 @dataclass(frozen=True)
@@ -155,9 +154,9 @@ class FollowUps:
                 return Refused(locale, "usage")
             current = await store.alerts_on(connection, actor.member.id)
             if wanted is None or wanted == current:
-                return AlertsState(locale, current, changed=False)
+                return AlertsState(locale, current)
             await store.set_alerts(connection, actor.member.id, wanted)
-            return AlertsState(locale, wanted, changed=True)
+            return AlertsState(locale, wanted)
 
         target = None if wanted is None else ("on" if wanted else "off")
         return await self._staff.run_command(who, "alerts.set", body, target)
