@@ -261,9 +261,10 @@ class Campaigns:
         async def body(connection: AsyncConnection, launcher: Launcher, at: datetime) -> Outcome:
             org = await _org(connection)
             if number is None:
+                local = at.astimezone(zone_of(org, launcher.scope))  # as the launcher reads it
                 campaign_id = await store.create(
                     connection,
-                    name=f"{launcher.ref} {at:%Y-%m-%d %H:%M}",
+                    name=f"{launcher.ref} {local:%Y-%m-%d %H:%M}",
                     scope=str(launcher.scope),
                     status=store.DRAFT,
                     setup="survey",
