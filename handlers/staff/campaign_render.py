@@ -8,7 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.services.campaigns import CampaignList, CampaignView, ListMatch, Report, SetupStep
 from bot.services.customer_lists import row_error_text
-from bot.services.i18n import N_, gettext, number, percent, use_locale
+from bot.services.i18n import N_, gettext, ngettext, number, percent, use_locale
 from handlers.staff.render import scope_name, when
 
 _ = gettext
@@ -100,9 +100,11 @@ def view(outcome: CampaignView) -> str:
 def list_report(match: ListMatch, shown: int = 20) -> str:
     """How the list met the customers, in the current language: every row left out is named."""
     lines = [
-        _("The list names {refs} customer refs: {found} found in scope.").format(
-            refs=number(match.refs, 0), found=number(match.found, 0)
-        )
+        ngettext(
+            "The list names {refs} customer ref: {found} found in scope.",
+            "The list names {refs} customer refs: {found} found in scope.",
+            match.refs,
+        ).format(refs=number(match.refs, 0), found=number(match.found, 0))
     ]
     for rows, text in (
         (match.unknown_rows, _("Unknown customer ref on rows {rows}")),

@@ -132,4 +132,4 @@ async def test_a_list_file_that_cannot_be_read_is_one_sentence_and_the_setup_wai
     await _give_refs(services, {"J-1": customer.id})
     await boss.user.send_document(b"J-1\n", "list.csv", mime_type="text/csv")
     ask = await boss.user.wait_for(lambda m: "When should it start" in m.body)
-    assert "The list names 1 customer refs: 1 found in scope." in ask.body
+    assert "The list names 1 customer ref: 1 found in scope." in ask.body
