@@ -1,15 +1,16 @@
 """`python run_bot.py demo`: the whole loop, offline, in well under a minute.
 
 It starts the local Bot API emulator, runs the real bot against it (python-telegram-bot over
-HTTP, a fresh SQLite database), seeds the example organisation and lets simulated customers
-open branch deep links and answer — some in English, some going back, some giving up half way.
-The next morning (the demo's clock runs fast: it jumps, nobody waits) a super admin enrols with
-a real TOTP code and invites a branch admin, who enrols too and launches a campaign to the
-western region's earlier customers through `/campaign_new`, as staff would. Some answer the
-invitation, some stop part-way, some stay silent; a day later the reminders go to those who
-did not finish, and some of them answer. The demo prints what the branch admin reads with
-`/campaign <id>` (invitations, responses and response rate per branch) and what the super
-admin reads with `/results`, and keeps the chart next to its database (`data/demo/`).
+HTTP, a fresh SQLite database) and seeds the example organisation. On day 1 simulated customers
+open branch deep links and answer — some in English, some going back, some giving up half way —
+while a super admin enrols with a real TOTP code and, in chat, invites the admin of the western
+region's branches, who enrols too. The next morning (the demo's clock runs fast: it jumps, nobody
+waits) that admin launches a campaign to the region's day-1 customers through `/campaign_new`,
+as staff would. Some answer the invitation, some stop part-way, some do not reply; a day later
+the reminders go to those who did not finish, and some of them answer. The demo prints what the
+admin reads with `/campaign <id>` (invitations, responses and response rate per branch) and
+what the super admin reads with `/results`, and keeps the chart next to its database
+(`data/demo/`).
 """
 
 from __future__ import annotations
