@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from bot.devtools.emulator import BotApiEmulator, SimMessage
 from bot.services.customer_lists import ref_index
 from bot.wiring.services import Services
-from storage.models import audit_log, customers
+from storage.models import audit_log, campaign_targets, customers
 from tests.e2e.campaigning import (
     add_customers,
     admin,
@@ -105,6 +105,12 @@ async def test_an_admin_targets_an_uploaded_list_in_the_guided_setup(
         ).one()
     assert audited.actor == f"staff:{boss.id}"
     assert json.loads(audited.details)["unknown_ref"] == 1
+
+    # A customer who erases their data leaves no trace in the campaign's list either.
+    assert await services.personal_data.erase(listed[0].id)
+    async with services.db.transaction() as connection:
+        kept = set((await connection.scalars(sa.select(campaign_targets.c.ref_hash))).all())
+    assert ref_index("N-1") not in kept and ref_index("N-2") in kept
 
     # With no campaign waiting for a list, the same file is an import again.
     await boss.user.send_document(b"ref\nN-1\n", "prioritas.csv", mime_type="text/csv")
