@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import (
     campaign_deliveries,
+    campaign_targets,
     campaigns,
     customers,
     survey_sessions,
@@ -62,6 +63,7 @@ class Campaign:
     created_at: datetime
     started_at: datetime | None
     expires_at: datetime | None
+    by_list: bool = False  # only the customers of its imported lists (campaign_targets)
 
 
 def _campaign(row: sa.Row) -> Campaign:
@@ -85,6 +87,7 @@ def _campaign(row: sa.Row) -> Campaign:
         row.created_at,
         row.started_at,
         row.expires_at,
+        bool(row.by_list),
     )
 
 
@@ -122,6 +125,23 @@ async def update(connection: AsyncConnection, campaign_id: int, **values: object
     )
 
 
+async def awaiting_list(
+    connection: AsyncConnection, created_by: str, since: datetime
+) -> int | None:
+    """The newest draft `created_by` began since `since` that waits for its list's file."""
+    return await connection.scalar(
+        sa.select(campaigns.c.id)
+        .where(
+            campaigns.c.created_by == created_by,
+            campaigns.c.status == DRAFT,
+            campaigns.c.setup == "list",
+            campaigns.c.created_at >= since,
+        )
+        .order_by(campaigns.c.id.desc())
+        .limit(1)
+    )
+
+
 async def in_status(
     connection: AsyncConnection, statuses: Sequence[str], *, lock: bool = False
 ) -> list[Campaign]:
@@ -148,22 +168,44 @@ async def audience(
     notice_version: str,
     cooldown_since: datetime | None,
     campaign_id: int | None = None,
+    *,
+    by_list: bool = False,
 ) -> Audience:
-    """The customers of the branches (None: every customer) who can be invited now.
+    """The customers of the branches (None: every customer) who can be invited now; with
+    `by_list`, only those of the campaign's imported lists.
 
-    A customer is left out, for the first reason that applies, when the bot cannot message
-    them (no Telegram account, no consent to the current notice, opted out, blocked the bot) or
-    another campaign invited them since `cooldown_since`. Filters for an imported list go here.
+    A customer is left out, for the first reason that applies, when a list names a ref no
+    customer has (`unknown_ref`) or a customer outside the branches (`not_in_scope`), when the
+    bot cannot message them (no Telegram account, no consent to the current notice, opted out,
+    blocked the bot) or another campaign invited them since `cooldown_since`.
     """
-    statement = sa.select(
+    columns = (
         customers.c.id,
+        customers.c.branch_id,
         customers.c.telegram_id,
         customers.c.consent_version,
         customers.c.opted_out,
         customers.c.blocked,
-    ).where(customers.c.erased_at.is_(None))
-    if branch_ids is not None:
-        statement = statement.where(customers.c.branch_id.in_(list(branch_ids)))
+    )
+    inside = None if branch_ids is None else set(branch_ids)
+    if by_list:
+        statement = (
+            sa.select(*columns)
+            .select_from(
+                campaign_targets.outerjoin(
+                    customers,
+                    sa.and_(
+                        customers.c.ref_hash == campaign_targets.c.ref_hash,
+                        customers.c.erased_at.is_(None),
+                    ),
+                )
+            )
+            .where(campaign_targets.c.campaign_id == campaign_id)
+        )
+    else:
+        statement = sa.select(*columns).where(customers.c.erased_at.is_(None))
+        if inside is not None:
+            statement = statement.where(customers.c.branch_id.in_(sorted(inside)))
     recent: set[int] = set()
     if cooldown_since is not None:
         invited = sa.select(campaign_deliveries.c.customer_id).where(
@@ -177,7 +219,11 @@ async def audience(
     targeted: list[int] = []
     excluded: Counter[str] = Counter()
     for row in await connection.execute(statement.order_by(customers.c.id)):
-        if row.telegram_id is None:
+        if row.id is None:
+            excluded["unknown_ref"] += 1
+        elif inside is not None and row.branch_id not in inside:
+            excluded["not_in_scope"] += 1
+        elif row.telegram_id is None:
             excluded["no_telegram"] += 1
         elif row.consent_version != notice_version:
             excluded["no_consent"] += 1
@@ -190,6 +236,31 @@ async def audience(
         else:
             targeted.append(row.id)
     return Audience(tuple(targeted), dict(excluded))
+
+
+async def add_targets(
+    connection: AsyncConnection, campaign_id: int, ref_hashes: Sequence[str]
+) -> int:
+    """Add a list's customer refs (keyed hashes) to the campaign's; a ref already there counts
+    once. How many were new."""
+    existing = set(
+        (
+            await connection.scalars(
+                sa.select(campaign_targets.c.ref_hash).where(
+                    campaign_targets.c.campaign_id == campaign_id
+                )
+            )
+        ).all()
+    )
+    rows = [
+        {"campaign_id": campaign_id, "ref_hash": ref_hash}
+        for ref_hash in dict.fromkeys(ref_hashes)
+        if ref_hash not in existing
+    ]
+    for start in range(0, len(rows), 1000):
+        await connection.execute(sa.insert(campaign_targets), rows[start : start + 1000])
+    await update(connection, campaign_id, by_list=True)
+    return len(rows)
 
 
 async def add_deliveries(
@@ -277,6 +348,31 @@ async def responses(connection: AsyncConnection, campaign: Campaign) -> int:
     own = _own_sessions(campaign).where(survey_sessions.c.status == "completed").subquery()
     count = await connection.scalar(sa.select(sa.func.count(sa.distinct(own.c.customer_id))))
     return int(count or 0)
+
+
+async def by_branch(
+    connection: AsyncConnection, campaign: Campaign
+) -> list[tuple[int | None, int, int]]:
+    """(branch id, invitations sent, responses) for each branch the campaign invited in."""
+    sent = (
+        sa.select(customers.c.branch_id, sa.func.count().label("n"))
+        .select_from(campaign_deliveries.join(customers))
+        .where(
+            campaign_deliveries.c.campaign_id == campaign.id,
+            campaign_deliveries.c.kind == INVITE,
+            campaign_deliveries.c.status == SENT,
+        )
+        .group_by(customers.c.branch_id)
+    )
+    own = _own_sessions(campaign).where(survey_sessions.c.status == "completed").subquery()
+    answered = (
+        sa.select(customers.c.branch_id, sa.func.count(sa.distinct(own.c.customer_id)))
+        .select_from(own.join(customers, customers.c.id == own.c.customer_id))
+        .group_by(customers.c.branch_id)
+    )
+    responses = {row[0]: int(row[1]) for row in await connection.execute(answered)}
+    rows = await connection.execute(sent)
+    return [(row[0], int(row[1]), responses.get(row[0], 0)) for row in rows]
 
 
 async def progress_of(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.crypto import get_keyring, normalise_phone
 from storage.dialect import insert_ignore_statement
-from storage.models import consents, customers, now
+from storage.models import campaign_targets, consents, customers, now
 from storage.prepared import Prepared
 
 
@@ -207,7 +207,12 @@ async def profile(connection: AsyncConnection, customer_id: int) -> Profile | No
 
 
 async def anonymise(connection: AsyncConnection, customer_id: int) -> None:
-    """Erase every identifier; the row stays as a tombstone so nothing can re-link to it."""
+    """Erase every identifier; the row stays as a tombstone so nothing can re-link to it. The
+    keyed hash of their customer ref goes from the campaigns' lists too."""
+    ref_hash = sa.select(customers.c.ref_hash).where(customers.c.id == customer_id)
+    await connection.execute(
+        sa.delete(campaign_targets).where(campaign_targets.c.ref_hash == ref_hash.scalar_subquery())
+    )
     await connection.execute(
         sa.update(customers)
         .where(customers.c.id == customer_id)

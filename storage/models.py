@@ -328,11 +328,20 @@ campaigns = sa.Table(
     sa.Column("report_message", sa.BigInteger, nullable=True),
     sa.Column("session_mark", sa.Integer, nullable=True),  # sessions after this id are its own
     sa.Column("excluded", sa.Text, nullable=True),  # JSON: reason -> customers left out at start
+    sa.Column("by_list", sa.Boolean, nullable=False, server_default=sa.false()),  # see targets
     _when("created_at", nullable=False),
     _when("started_at", nullable=True),
     _when("expires_at", nullable=True),
     _when("ended_at", nullable=True),
     sa.Index("ix_campaigns_status", "status"),
+)
+
+# The customer refs (keyed hashes, never the refs) of the lists a campaign targets.
+campaign_targets = sa.Table(
+    "campaign_targets",
+    metadata,
+    sa.Column("campaign_id", sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("ref_hash", sa.String(64), primary_key=True),
 )
 
 campaign_deliveries = sa.Table(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,10 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.services.access import Org, Scope
 from bot.services.clock import Clock, system_clock
+from bot.services.customer_csv import TOO_LARGE, BadList, RefList, RowError, parse_refs
+from bot.services.customer_lists import ListUnreadable, ref_index
 from bot.services.staff import STEP_UP_WINDOW, Actor, CodeNeeded, Refused, StaffAccess, Who
 from bot.services.surveys import SurveyCatalog
 from storage import audit, orgs
 from storage import campaigns as store
+from storage import customer_lists as list_store
 from storage import staff as staff_store
 from storage.campaigns import Campaign
 from storage.db import Database
@@ -35,6 +38,7 @@ DEFAULT_EXPIRY_HOURS = 7 * 24
 MAX_REMINDERS = 2
 STEP_UP_ABOVE = 1000  # launching to more customers than this needs a fresh code
 BUSY_FOR = timedelta(hours=1)  # a session touched this recently is a survey in progress
+LIST_WAIT = timedelta(hours=1)  # how long a `/campaign_new` waits for its list's file
 SYSTEM = "system"
 _START = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$")
 _SPAN = re.compile(r"^(\d{1,4})([hd])$")
@@ -67,6 +71,27 @@ class Report:
     reminded: int = 0
     responses: int = 0
     dry_run: bool = False
+    branches: tuple[BranchCount, ...] = ()
+
+
+@dataclass(frozen=True)
+class BranchCount:
+    """One branch's share of a started campaign: invitations sent and surveys completed."""
+
+    code: str
+    invited: int
+    responses: int
+
+
+@dataclass(frozen=True)
+class ListMatch:
+    """How an imported list met the customers: every ref is reported, none silently dropped."""
+
+    refs: int  # distinct valid refs in the files
+    found: int  # of them, customers inside the campaign's scope
+    unknown_rows: tuple[int, ...]  # rows whose ref no customer has
+    outside_rows: tuple[int, ...]  # rows of customers outside the campaign's scope
+    rejected: tuple[RowError, ...] = ()  # rows that hold no valid ref
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,7 @@ class CampaignView:
     report: Report
     zone: ZoneInfo
     action: str = "campaign.show"  # or the change just made
+    list_match: ListMatch | None = None
 
 
 @dataclass(frozen=True)
@@ -92,12 +118,13 @@ class SetupStep:
 
     locale: str
     campaign_id: int
-    step: str  # survey | scope | start | confirm
+    step: str  # survey | scope | list | start | confirm
     choices: tuple[tuple[str, str], ...]
     view: CampaignView | None = None
+    list_match: ListMatch | None = None
 
 
-Outcome = CampaignView | CampaignList | SetupStep | Refused | CodeNeeded
+Outcome = CampaignView | CampaignList | SetupStep | Refused | CodeNeeded | ListUnreadable
 Body = Callable[[AsyncConnection, Launcher, datetime], Awaitable[Outcome]]
 
 
@@ -111,6 +138,7 @@ class Plan:
     start: str = "now"
     reminders: str = "24h,72h"
     expires: str = "7d"
+    lists: tuple[RefList, ...] = ()  # imported lists: only their customers are targeted
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -170,7 +198,13 @@ class Campaigns:
                 created_by=launcher.ref,
                 created_at=at,
             )
-            return await self._view(connection, launcher, campaign_id, at, "campaign.create")
+            matched = None
+            if plan.lists:
+                matched = await self._target_lists(
+                    connection, launcher, org, campaign_id, scope, plan.lists
+                )
+            view = await self._view(connection, launcher, campaign_id, at, "campaign.create")
+            return replace(view, list_match=matched)
 
         return await self._command(who, "campaign.create", body)
 
@@ -227,9 +261,10 @@ class Campaigns:
         async def body(connection: AsyncConnection, launcher: Launcher, at: datetime) -> Outcome:
             org = await _org(connection)
             if number is None:
+                local = at.astimezone(zone_of(org, launcher.scope))  # as the launcher reads it
                 campaign_id = await store.create(
                     connection,
-                    name=f"{launcher.ref} {at:%Y-%m-%d %H:%M}",
+                    name=f"{launcher.ref} {local:%Y-%m-%d %H:%M}",
                     scope=str(launcher.scope),
                     status=store.DRAFT,
                     setup="survey",
@@ -249,6 +284,9 @@ class Campaigns:
                     return Refused(launcher.locale, "unknown_survey", {"survey": choice})
                 await store.update(connection, campaign.id, survey_id=pinned.id, setup="scope")
                 return await self._ask(connection, launcher, org, campaign.id, "scope", at)
+            if step == "scope" and choice == "list":
+                await store.update(connection, campaign.id, setup="list")
+                return await self._ask(connection, launcher, org, campaign.id, "list", at)
             if step == "scope":
                 scope = Scope.parse(choice)
                 if scope is None or not org.exists(scope):
@@ -294,12 +332,102 @@ class Campaigns:
                 inside += [f"region:{code}" for code in sorted(org.regions)]
             inside += [f"branch:{code}" for code in org.branch_codes_within(launcher.scope)]
             choices = tuple((scope, scope) for scope in dict.fromkeys(inside))
+            choices += (("list", "list"),)
+        elif step == "list":
+            choices = (("cancel", "cancel"),)
         elif step == "start":
             choices = (("0", "now"), ("1", "1h"), ("24", "24h"))
         else:
             view = await self._view(connection, launcher, campaign_id, at)
             choices = (("launch", "launch"), ("cancel", "cancel"))
         return SetupStep(launcher.locale, campaign_id, step, choices, view)
+
+    async def awaiting_list(self, who: Who) -> int | None:
+        """The `/campaign_new` of this staff member that waits for its list's file, if any: a
+        CSV they send now is that list rather than an import."""
+
+        async def work(connection: AsyncConnection) -> int | None:
+            member = await staff_store.by_telegram_id(connection, who.telegram_id)
+            if member is None:
+                return None
+            return await store.awaiting_list(
+                connection, f"staff:{member.id}", self.clock() - LIST_WAIT
+            )
+
+        return await self._db.run(work)
+
+    async def take_list(self, who: Who, number: int, data: bytes | None) -> Outcome:
+        """The file a `/campaign_new` asked for (None: too large to fetch): its customers,
+        within the campaign's scope, are whom the campaign targets; then the next question."""
+
+        async def body(connection: AsyncConnection, launcher: Launcher, at: datetime) -> Outcome:
+            campaign = await self._find(connection, launcher, str(number), drafts=True)
+            if isinstance(campaign, Refused):
+                return campaign
+            if campaign.setup != "list":
+                return Refused(launcher.locale, "campaign_state", {"number": campaign.id})
+            try:
+                if data is None:
+                    raise BadList(TOO_LARGE)
+                listed = parse_refs(data)
+            except BadList as error:
+                return ListUnreadable(launcher.locale, error.reason)
+            org = await _org(connection)
+            scope = Scope.parse(campaign.scope) or Scope("all")
+            matched = await self._target_lists(
+                connection, launcher, org, campaign.id, scope, (listed,)
+            )
+            await store.update(connection, campaign.id, setup="start")
+            step = await self._ask(connection, launcher, org, campaign.id, "start", at)
+            return replace(step, list_match=matched)
+
+        return await self._command(who, "campaign.create", body, _target(number))
+
+    async def _target_lists(
+        self,
+        connection: AsyncConnection,
+        launcher: Launcher,
+        org: Org,
+        campaign_id: int,
+        scope: Scope,
+        lists: tuple[RefList, ...],
+    ) -> ListMatch:
+        """Keep the lists' refs (as keyed hashes) as the campaign's targets and say how they
+        met the customers; audited with the counts, never the refs."""
+        rows: dict[str, int] = {}  # ref hash -> its first row; a ref on two lists counts once
+        for listed in lists:
+            for row, ref in listed.refs:
+                rows.setdefault(ref_index(ref), row)
+        known = await list_store.by_ref_hashes(connection, rows)
+        inside = {org.branches[code].id for code in org.branch_codes_within(scope)}
+        unknown = sorted(row for ref_hash, row in rows.items() if ref_hash not in known)
+        outside = sorted(
+            row
+            for ref_hash, row in rows.items()
+            if ref_hash in known and scope.kind != "all" and known[ref_hash].branch_id not in inside
+        )
+        await store.add_targets(connection, campaign_id, list(rows))
+        matched = ListMatch(
+            refs=len(rows),
+            found=len(rows) - len(unknown) - len(outside),
+            unknown_rows=tuple(unknown),
+            outside_rows=tuple(outside),
+            rejected=tuple(error for listed in lists for error in listed.errors),
+        )
+        await audit.append(
+            connection,
+            launcher.ref,
+            "campaign.list",
+            target=_target(campaign_id),
+            details={
+                "refs": matched.refs,
+                "found": matched.found,
+                "unknown_ref": len(unknown),
+                "not_in_scope": len(outside),
+                "rejected_rows": len({error.number for error in matched.rejected}),
+            },
+        )
+        return matched
 
     # -- what the commands share ---------------------------------------------------------------
 
@@ -445,7 +573,12 @@ class Campaigns:
         )
         since = None if self._cooldown is None else at - self._cooldown
         return await store.audience(
-            connection, branch_ids, self._notice_version, since, campaign.id
+            connection,
+            branch_ids,
+            self._notice_version,
+            since,
+            campaign.id,
+            by_list=campaign.by_list,
         )
 
     async def _view(
@@ -492,7 +625,19 @@ class Campaigns:
             blocked=invites(store.BLOCKED),
             reminded=sum(counts.get((kind, store.SENT), 0) for kind in store.REMINDERS),
             responses=await store.responses(connection, campaign),
+            branches=await self._branches(connection, campaign),
         )
+
+    async def _branches(
+        self, connection: AsyncConnection, campaign: Campaign
+    ) -> tuple[BranchCount, ...]:
+        org = await _org(connection)
+        codes = {branch.id: code for code, branch in org.branches.items()}
+        found = [
+            BranchCount(codes.get(branch_id, "-") if branch_id else "-", invited, responses)
+            for branch_id, invited, responses in await store.by_branch(connection, campaign)
+        ]
+        return tuple(sorted(found, key=lambda count: count.code))
 
     async def member_changed(self, telegram_id: int, blocked: bool) -> None:
         """Telegram said the customer blocked (or unblocked) the bot: nothing more is sent to

@@ -34,6 +34,8 @@ REPEATED = N_("the same customer ref as an earlier row")
 NOT_UTF8 = N_("The file is not UTF-8 text: save it as CSV (UTF-8) and send it again.")
 EMPTY = N_("The file has no customer rows.")
 TOO_LARGE = N_("The file is too large: at most 5 MB.")
+REF_COLUMNS = N_("expected the customer ref first: one column, or the 5 columns of a customer list")
+NO_REFS = N_("The file has no valid customer ref: put them in its first column.")
 
 
 class BadList(ValueError):
@@ -81,12 +83,7 @@ def e164(raw: str) -> str | None:
 def parse_csv(data: bytes) -> ParsedList:
     """Every row checked on its own; an optional header row (its phone cell holds no digit)
     is skipped. Comma, semicolon and tab separators are recognised."""
-    if len(data) > MAX_BYTES:
-        raise BadList(TOO_LARGE)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadList(NOT_UTF8) from None
+    text = _text(data)
     first = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first.count)
     rows: list[ListRow] = []
@@ -109,6 +106,51 @@ def parse_csv(data: bytes) -> ParsedList:
     if not rows and not errors:
         raise BadList(EMPTY)
     return ParsedList(rows, errors)
+
+
+@dataclass(frozen=True)
+class RefList:
+    """The customer refs of a list a campaign targets: (row number, ref), each ref once."""
+
+    refs: list[tuple[int, str]]
+    errors: list[RowError]
+
+
+def parse_refs(data: bytes) -> RefList:
+    """A list to target: the customer list format (only its ref column is read) or one column of
+    customer refs. A first row without a digit is a header. A ref given twice counts once."""
+    text = _text(data)
+    delimiter = max(",;\t", key=text.split("\n", 1)[0].count)
+    refs: list[tuple[int, str]] = []
+    errors: list[RowError] = []
+    seen: set[str] = set()
+    for number, cells in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), 1):
+        cells = [cell.strip() for cell in cells]
+        if not any(cells):
+            continue
+        if number == 1 and not re.search(r"\d", "".join(cells[:1] + cells[2:3])):
+            continue  # a header
+        if len(cells) not in (1, len(COLUMNS)):
+            errors.append(RowError(number, None, REF_COLUMNS))
+        elif not cells[0]:
+            errors.append(RowError(number, "ref", MISSING))
+        elif not _REF.match(cells[0]):
+            errors.append(RowError(number, "ref", BAD_REF))
+        elif cells[0] not in seen:
+            seen.add(cells[0])
+            refs.append((number, cells[0]))
+    if not refs:
+        raise BadList(NO_REFS if errors else EMPTY)
+    return RefList(refs, errors)
+
+
+def _text(data: bytes) -> str:
+    if len(data) > MAX_BYTES:
+        raise BadList(TOO_LARGE)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadList(NOT_UTF8) from None
 
 
 def _check(number: int, cells: list[str]) -> tuple[ListRow | None, list[RowError]]:

@@ -15,6 +15,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from bot.errors import ConfigError
 from bot.services import i18n, keys
 from bot.services.campaigns import Campaigns
+from bot.services.clock import Clock, system_clock
 from bot.services.conversation import Conversations
 from bot.services.customer_lists import CustomerLists
 from bot.services.exports import Exports
@@ -45,8 +46,9 @@ FOLLOW_UP_TICK = 2.0  # seconds: alerts left unsent, escalations due
 UPDATE_COUNTER_GROUP = -100  # before every other handler group, alone in its own
 
 
-async def open_services(settings: Settings) -> Services:
-    """Upgrade the database, unlock the keys, load catalogs and surveys."""
+async def open_services(settings: Settings, clock: Clock = system_clock) -> Services:
+    """Upgrade the database, unlock the keys, load catalogs and surveys. `clock` is the time
+    staff sessions, campaigns and the sender read (the demo's runs fast)."""
     i18n.load_catalogs()
     notice = load_notice(settings.privacy_notice_file)
     # Each update in flight holds a connection for its unit of work; jobs and the health
@@ -82,7 +84,9 @@ async def open_services(settings: Settings) -> Services:
     except BaseException:
         await db.dispose()
         raise
-    staff = StaffAccess(db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours)
+    staff = StaffAccess(
+        db, issuer=settings.totp_issuer, session_hours=settings.staff_session_hours, clock=clock
+    )
     results = Results(db, catalog, staff, settings.zone)
     pacer = Pacer(settings.send_rate, settings.per_chat_rate, settings.per_chat_burst)
     return Services(
@@ -96,16 +100,19 @@ async def open_services(settings: Settings) -> Services:
         results,
         Exports(db, catalog, staff, results, settings.zone),
         SurveyLibrary(db, catalog, staff, settings.default_survey),
-        CustomerLists(db, staff),
+        CustomerLists(db, staff, clock),
         Campaigns(
             db,
             catalog,
             staff,
             notice_version=notice.version,
             cooldown_days=settings.survey_cooldown_days,
+            clock=clock,
         ),
-        Sender(db, catalog, pacer, notice_version=notice.version),
-        FollowUps(db, catalog, staff, escalate_hours=settings.follow_up_escalate_hours),
+        Sender(db, catalog, pacer, notice_version=notice.version, clock=clock),
+        FollowUps(
+            db, catalog, staff, escalate_hours=settings.follow_up_escalate_hours, clock=clock
+        ),
     )
 
 

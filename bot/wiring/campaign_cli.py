@@ -13,21 +13,31 @@ from typing import Any
 
 from bot.errors import SuaraError
 from bot.services.campaigns import CampaignList, CampaignView, Plan
+from bot.services.customer_csv import BadList, RefList, parse_refs
+from bot.services.i18n import use_locale
 from bot.services.staff import Refused
 from bot.wiring.config import Settings
+from handlers.staff.campaign_render import list_report
 from handlers.staff.render import refused
 
 
 async def run_campaign(settings: Settings, args: argparse.Namespace) -> int:
     from bot.wiring.app import open_services
 
+    command = args.campaign_command
+    lists = _read_lists(args.lists or []) if command == "create" else ()
     services = await open_services(settings)
     try:
         campaigns = services.campaigns
-        command = args.campaign_command
         if command == "create":
             plan = Plan(
-                args.name, args.survey, args.scope, args.start, args.reminders, args.expires
+                args.name,
+                args.survey,
+                args.scope,
+                args.start,
+                args.reminders,
+                args.expires,
+                lists=lists,
             )
             outcome: Any = await campaigns.create(None, plan)
         elif command == "list":
@@ -41,6 +51,9 @@ async def run_campaign(settings: Settings, args: argparse.Namespace) -> int:
     if isinstance(outcome, CampaignList):
         _print_list(outcome, as_json=args.json)
     elif isinstance(outcome, CampaignView):
+        if outcome.list_match is not None:
+            with use_locale("en"):
+                print(html.unescape(list_report(outcome.list_match, shown=1000)))
         if getattr(args, "json", False):
             print(json.dumps(as_dict(outcome), sort_keys=True))
         else:
@@ -48,6 +61,19 @@ async def run_campaign(settings: Settings, args: argparse.Namespace) -> int:
         if command == "create":
             print(outcome.campaign.id)
     return 0
+
+
+def _read_lists(files: list[str]) -> tuple[RefList, ...]:
+    """Each `--list` file read and checked before anything is stored: one sentence if not."""
+    from bot.wiring.cli import _read_file
+
+    lists = []
+    for file in files:
+        try:
+            lists.append(parse_refs(_read_file(file)))
+        except BadList as error:
+            raise SuaraError(f"{file}: {error.reason}") from None
+    return tuple(lists)
 
 
 def as_dict(outcome: CampaignView) -> dict[str, Any]:
@@ -59,6 +85,7 @@ def as_dict(outcome: CampaignView) -> dict[str, Any]:
         "status": campaign.status,
         "survey": outcome.survey_key,
         "scope": campaign.scope,
+        "by_list": campaign.by_list,
         "start": None if start is None else start.astimezone(outcome.zone).isoformat(),
         "dry_run": report.dry_run,
         "targeted": report.targeted,
@@ -69,13 +96,21 @@ def as_dict(outcome: CampaignView) -> dict[str, Any]:
         "blocked": report.blocked,
         "reminded": report.reminded,
         "responses": report.responses,
+        "branches": [
+            {"code": b.code, "invited": b.invited, "responses": b.responses}
+            for b in report.branches
+        ],
     }
 
 
 def _print_view(outcome: CampaignView) -> None:
     data = as_dict(outcome)
     print(f"Campaign {data['id']} {data['name']!r}: {data['status']}")
-    print(f"  survey {data['survey']}, scope {data['scope']}, start {data['start'] or 'at launch'}")
+    listed = " (its imported list)" if data["by_list"] else ""
+    print(
+        f"  survey {data['survey']}, scope {data['scope']}{listed}, "
+        f"start {data['start'] or 'at launch'}"
+    )
     verb = "would invite" if data["dry_run"] else "invited"
     print(f"  {verb} {data['targeted']}; excluded {data['excluded'] or 'none'}")
     if not data["dry_run"]:
@@ -83,6 +118,12 @@ def _print_view(outcome: CampaignView) -> None:
             f"  sent {data['sent']}, pending {data['pending']}, failed {data['failed']}, "
             f"blocked {data['blocked']}, reminded {data['reminded']}, "
             f"responses {data['responses']}"
+        )
+    for branch in data["branches"]:
+        rate = f"{branch['responses'] / branch['invited']:.0%}" if branch["invited"] else "-"
+        print(
+            f"  {branch['code']}: invited {branch['invited']}, "
+            f"responses {branch['responses']}, response rate {rate}"
         )
 
 

@@ -99,6 +99,14 @@ def _campaign_parser(commands: argparse._SubParsersAction) -> None:  # type: ign
     create.add_argument("--start", default="now", help="now or YYYY-MM-DDTHH:MM, local time")
     create.add_argument("--reminders", default="24h,72h", help="at most two, e.g. 24h,72h")
     create.add_argument("--expires", default="7d", help="e.g. 7d or 48h after the start")
+    create.add_argument(
+        "--list",
+        action="append",
+        dest="lists",
+        metavar="FILE",
+        help="target only the customers of this list (CSV: a customer list, or one column of "
+        "customer refs); may be given more than once",
+    )
     listing = actions.add_parser("list", help="the latest campaigns")
     listing.add_argument("--json", action="store_true")
     for name in ("show", "launch", "pause", "resume", "cancel"):

@@ -6,8 +6,9 @@ import html
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.services.campaigns import CampaignList, CampaignView, Report, SetupStep
-from bot.services.i18n import N_, gettext, number, use_locale
+from bot.services.campaigns import CampaignList, CampaignView, ListMatch, Report, SetupStep
+from bot.services.customer_lists import row_error_text
+from bot.services.i18n import N_, gettext, ngettext, number, percent, use_locale
 from handlers.staff.render import scope_name, when
 
 _ = gettext
@@ -22,6 +23,8 @@ STATUS = {
 }
 
 EXCLUDED = {
+    "unknown_ref": N_("unknown customer ref"),
+    "not_in_scope": N_("not in scope"),
     "no_telegram": N_("no Telegram account"),
     "no_consent": N_("no consent to the current notice"),
     "opted_out": N_("opted out"),
@@ -41,7 +44,11 @@ DONE = {
 
 QUESTIONS = {
     "survey": N_("New campaign: which survey?"),
-    "scope": N_("Which customers: which branch or region?"),
+    "scope": N_("Which customers: which branch or region, or an imported list?"),
+    "list": N_(
+        "Send the customer list as a CSV file: the customer list format, or one customer ref "
+        "per row. Only its customers in your scope who can receive a message are invited."
+    ),
     "start": N_("When should it start?"),
     "confirm": N_("Launch it now?"),
 }
@@ -50,6 +57,7 @@ CHOICES = {
     "now": N_("Now"),
     "1h": N_("In 1 hour"),
     "24h": N_("In 24 hours"),
+    "list": N_("An imported list"),
     "launch": N_("Launch"),
     "cancel": N_("Cancel"),
 }
@@ -81,8 +89,32 @@ def view(outcome: CampaignView) -> str:
                 hours=campaign.expires_hours,
             )
         )
+        if campaign.by_list:
+            lines.append(_("Customers: those of the imported list"))
+        if outcome.list_match is not None:
+            lines.append(list_report(outcome.list_match))
         lines.extend(_counts(outcome.report))
         return "\n".join(lines)
+
+
+def list_report(match: ListMatch, shown: int = 20) -> str:
+    """How the list met the customers, in the current language: every row left out is named."""
+    lines = [
+        ngettext(
+            "The list names {refs} customer ref: {found} found in scope.",
+            "The list names {refs} customer refs: {found} found in scope.",
+            match.refs,
+        ).format(refs=number(match.refs, 0), found=number(match.found, 0))
+    ]
+    for rows, text in (
+        (match.unknown_rows, _("Unknown customer ref on rows {rows}")),
+        (match.outside_rows, _("Not in scope on rows {rows}")),
+    ):
+        if rows:
+            more = f" (+{number(len(rows) - shown, 0)})" if len(rows) > shown else ""
+            lines.append(text.format(rows=", ".join(str(r) for r in rows[:shown]) + more))
+    lines.extend(html.escape(row_error_text(error)) for error in match.rejected[:shown])
+    return "\n".join(lines)
 
 
 def _counts(report: Report) -> list[str]:
@@ -104,6 +136,16 @@ def _counts(report: Report) -> list[str]:
                 blocked=number(report.blocked, 0),
                 reminded=number(report.reminded, 0),
                 responses=number(report.responses, 0),
+            )
+        )
+    for branch in report.branches:
+        rate = percent(branch.responses / branch.invited, 0) if branch.invited else "-"
+        lines.append(
+            _("{branch}: invited {invited}, responses {responses}, response rate {rate}").format(
+                branch=branch.code,
+                invited=number(branch.invited, 0),
+                responses=number(branch.responses, 0),
+                rate=rate,
             )
         )
     if report.excluded:
@@ -131,6 +173,8 @@ def listing(outcome: CampaignList) -> str:
 def setup_step(outcome: SetupStep) -> tuple[str, InlineKeyboardMarkup]:
     with use_locale(outcome.locale):
         text = _(QUESTIONS[outcome.step])
+        if outcome.list_match is not None:
+            text = list_report(outcome.list_match) + "\n\n" + text
         if outcome.view is not None:
             text = view(outcome.view) + "\n\n" + text
         buttons = [

@@ -5,6 +5,7 @@ Arguments are parsed here; who may do what, and in which scope, is the service's
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
@@ -12,6 +13,9 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.services.campaigns import CampaignList, CampaignView, Outcome, SetupStep
+from bot.services.customer_lists import ListUnreadable
+from bot.services.i18n import gettext as _
+from bot.services.i18n import use_locale
 from bot.services.staff import Who
 from bot.transport.retry import with_retry
 from handlers.context import Context
@@ -39,6 +43,9 @@ async def show_campaign(update: Update, context: Context, outcome: object, name:
         await say(context, chat.id, campaign_render.view(outcome))
     elif isinstance(outcome, CampaignList):
         await say(context, chat.id, campaign_render.listing(outcome))
+    elif isinstance(outcome, ListUnreadable):
+        with use_locale(outcome.locale):
+            await say(context, chat.id, html.escape(_(outcome.reason)))
     elif isinstance(outcome, SetupStep):
         text, markup = campaign_render.setup_step(outcome)
         await with_retry(

@@ -25,6 +25,7 @@ from bot.services.i18n import use_locale
 from bot.services.staff import Refused
 from handlers import customer
 from handlers.context import Context
+from handlers.staff.campaigns import show_campaign
 from handlers.staff.common import say, show, who
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -33,7 +34,8 @@ RENEW = "renew"
 
 
 async def upload(update: Update, context: Context) -> None:
-    """An admin's customer list: imported within their scope; the report and the new links."""
+    """An admin's customer list: imported within their scope; the report and the new links. Or,
+    while their `/campaign_new` waits for one, the list that campaign targets."""
     message = update.message
     assert message is not None and message.document is not None
     assert update.effective_chat is not None
@@ -45,6 +47,11 @@ async def upload(update: Update, context: Context) -> None:
     if document.file_size is None or document.file_size <= MAX_BYTES:
         file = await context.bot.get_file(document.file_id)
         data = bytes(await file.download_as_bytearray())
+    waiting = await context.services.campaigns.awaiting_list(person)
+    if waiting is not None:  # the list a `/campaign_new` asked for, not an import
+        chosen = await context.services.campaigns.take_list(person, waiting, data)
+        await show_campaign(update, context, chosen, "campaign_new")
+        return
     outcome = await context.services.customer_lists.import_file(
         person, document.file_name or "list.csv", data, renew=renew
     )

@@ -11,13 +11,16 @@ from bot.services.customer_csv import (
     EMPTY,
     LONG_NAME,
     MISSING,
+    NO_REFS,
     NOT_UTF8,
+    REF_COLUMNS,
     REPEATED,
     WRONG_COLUMNS,
     BadList,
     RowError,
     e164,
     parse_csv,
+    parse_refs,
 )
 
 
@@ -91,3 +94,23 @@ def test_unreadable_files(data: bytes, reason: str) -> None:
 )
 def test_phones_become_e164_with_indonesia_as_the_default(raw: str, expected: str | None) -> None:
     assert e164(raw) == expected
+
+
+def test_a_list_to_target_is_one_column_of_refs_or_the_customer_list_format() -> None:
+    one_column = parse_refs(b"customer ref\nC-1\nC-2\nC-1\n\nbad ref!\nC-3,x\n")
+    assert one_column.refs == [(2, "C-1"), (3, "C-2")]  # a ref given twice counts once
+    assert one_column.errors == [RowError(6, "ref", BAD_REF), RowError(7, None, REF_COLUMNS)]
+    full = parse_refs(b"ref;name;phone;branch;locale\nC-9;Budi;0812;JKT01;id\n;Ani;0813;JKT01;id\n")
+    assert full.refs == [(2, "C-9")]  # only the ref is read: the short phone does not matter
+    assert full.errors == [RowError(3, "ref", MISSING)]
+    assert parse_refs(b"C-7\n").refs == [(1, "C-7")]  # a first row with a digit is no header
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"ref\n", EMPTY), (b"ref\n??\n", NO_REFS), (b"\xff\xfe", NOT_UTF8)],
+)
+def test_a_list_to_target_without_a_valid_ref_is_refused(data: bytes, reason: str) -> None:
+    with pytest.raises(BadList) as refused:
+        parse_refs(data)
+    assert refused.value.reason == reason
