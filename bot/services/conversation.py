@@ -439,7 +439,12 @@ class Conversations:
             return Info(customer.locale, "already_answered")
         step = engine.start(pinned.survey)
         session = await session_store.create(
-            connection, customer.id, pinned.id, branch_id, step.state.to_dict()
+            connection,
+            customer.id,
+            pinned.id,
+            branch_id,
+            step.state.to_dict(),
+            campaign_id=_campaign_of(payload),
         )
         return _question(customer.locale, pinned, session, step, intro=True)
 
@@ -497,10 +502,12 @@ class Conversations:
             saved = await session_store.save_step(connection, session, step.state.to_dict())
             return _question(locale, pinned, saved, step)
         survey = pinned.survey
+        contact = survey.contact_question
         await session_store.complete(
             connection,
             session,
             [(qid, survey.question(qid).type, value) for qid, value in finish.answers.items()],
+            contact_consent=None if contact is None else finish.answers.get(contact) is True,
         )
         if session.customer_id is not None:
             await customer_store.touch(connection, session.customer_id)
@@ -564,6 +571,14 @@ def _question(
 def _reader_locale(customer: Customer | None, person: Person) -> str:
     """The customer's chosen language, or before any choice the one their Telegram app uses."""
     return customer.locale if customer else resolve_locale(person.language_code)
+
+
+def _campaign_of(payload: str) -> int | None:
+    """The campaign a deep link's payload invites to, if it is a campaign's invitation."""
+    match = PAYLOAD.match(payload)
+    if match is None or match["kind"] != "k" or not match["value"].isdigit():
+        return None
+    return int(match["value"])
 
 
 def _clean_payload(payload: str | None) -> str | None:

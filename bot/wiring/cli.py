@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--period", help="7d, 30d (default), 2026-10 or 2026-10-01..2026-10-31")
     export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     export.add_argument("--out", required=True, help="the file to write")
+    export.add_argument(
+        "--with-contacts",
+        action="store_true",
+        help="add name and phone for customers who agreed to be contacted (audited)",
+    )
     commands.add_parser("rebuild-rollups", help="recompute the results roll-ups from the answers")
     branches = commands.add_parser(
         "import-branches", help="create or update regions and branches from a CSV file"
@@ -127,7 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "results":
             return _run(lambda: _results(settings, args.scope, args.period, as_json=args.json))
         if args.command == "export":
-            return _run(lambda: _export(settings, args.scope, args.period, args.format, args.out))
+            return _run(
+                lambda: _export(
+                    settings,
+                    args.scope,
+                    args.period,
+                    args.format,
+                    args.out,
+                    contacts=args.with_contacts,
+                )
+            )
         if args.command == "rebuild-rollups":
             return _run(lambda: _rebuild_rollups(settings))
         if args.command == "import-branches":
@@ -300,7 +314,13 @@ async def _results(
 
 
 async def _export(
-    settings: Settings, scope: str | None, period: str | None, fmt: str, out: str
+    settings: Settings,
+    scope: str | None,
+    period: str | None,
+    fmt: str,
+    out: str,
+    *,
+    contacts: bool = False,
 ) -> int:
     import shutil
 
@@ -309,11 +329,17 @@ async def _export(
     services = await open_services(settings)
     try:
         with _figures_refused(scope, period):
-            written = await services.exports.for_operator(scope, period, fmt)  # type: ignore[arg-type]
+            written = await services.exports.for_operator(
+                scope,
+                period,
+                fmt,  # type: ignore[arg-type]
+                contacts=contacts,
+            )
     finally:
         await services.db.dispose()
     shutil.move(written.path, out)
-    print(f"Wrote {written.rows} responses to {out}.")
+    named = f", naming {written.named} customers" if written.contacts else ""
+    print(f"Wrote {written.rows} responses to {out}{named}.")
     return 0
 
 

@@ -139,6 +139,11 @@ async def export(update: Update, context: Context) -> None:
     if not isinstance(outcome, ExportFile):
         await show(update, context, outcome, "export")
         return
+    await send_export(update, context, outcome)
+
+
+async def send_export(update: Update, context: Context, outcome: ExportFile) -> None:
+    """The export as a document, then gone from the disk (it may hold names and phones)."""
     assert update.effective_chat is not None
     try:
         with use_locale(outcome.locale):
