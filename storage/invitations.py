@@ -19,21 +19,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import results
-from storage.models import (
-    branches,
-    campaign_deliveries,
-    campaigns,
-    customers,
-    rollups,
-    survey_sessions,
-)
+from storage.models import branches, campaign_deliveries, campaigns, customers, survey_sessions
 
 INVITED, RESPONDED = "invited", "responded"
 _INVITE, _SENT, _COMPLETED = "invite", "sent", "completed"  # as storage.campaigns spells them
@@ -166,29 +159,42 @@ async def raw_counts(
     return counts
 
 
-async def campaign_counts(
-    connection: AsyncConnection,
-    campaign_id: int,
-    branch_ids: Sequence[int],
-    first: date,
-    last: date,
-) -> tuple[Counter[int], Counter[int]]:
-    """(invited, responded) per branch for one campaign, from the roll-ups of the local days
-    [first, last] it can have sent on."""
-    r = rollups.c
-    rows = await connection.execute(
-        sa.select(r.branch_id, r.metric, sa.func.sum(r.count))
+async def campaign_figures(
+    connection: AsyncConnection, campaign_id: int, zones: Sequence[tuple[str, Sequence[int]]]
+) -> results.Figures:
+    """Everything a summary needs about one campaign in these branches (grouped by time zone):
+    the sessions it opened and its invitations, counted from the rows themselves, as a
+    campaign's rows are few and found by its id."""
+    found = results.Figures()
+    for zone, branch_ids in zones:
+        counts = await results.raw_counts(connection, zone, branch_ids, campaign_id=campaign_id)
+        counts += await raw_counts(connection, zone, branch_ids, campaign_id)
+        for (day, branch, survey, metric, question, value), count in counts.items():
+            if metric == "started":
+                found.started[branch] += count
+            elif metric == "completed":
+                found.completed[branch] += count
+            elif metric == INVITED:
+                found.invited[branch] += count
+            elif metric == RESPONDED:
+                found.responded[branch] += count
+            elif metric in results.SCORED:
+                found.scores[branch, survey, question, metric, int(value)] += count
+                if metric == "nps":
+                    found.nps_days[day, int(value)] += count
+            else:
+                found.choices[branch, survey, question, value] += count
+    sessions = survey_sessions.c
+    every = [branch for _zone, ids in zones for branch in ids]
+    for branch, survey, reached, count in await connection.execute(
+        sa.select(sessions.branch_id, sessions.survey_id, sessions.reached, sa.func.count())
         .where(
-            r.day >= first - timedelta(days=1),
-            r.day <= last + timedelta(days=1),
-            r.branch_id.in_(list(branch_ids)),
-            r.metric.in_((INVITED, RESPONDED)),
-            r.question_id == str(campaign_id),
+            sessions.campaign_id == campaign_id,
+            sessions.branch_id.in_(every),
+            sessions.status != _COMPLETED,
+            sessions.reached.is_not(None),
         )
-        .group_by(r.branch_id, r.metric)
-    )
-    invited: Counter[int] = Counter()
-    responded: Counter[int] = Counter()
-    for branch, metric, count in rows:
-        (invited if metric == INVITED else responded)[branch] += int(count)
-    return invited, responded
+        .group_by(sessions.branch_id, sessions.survey_id, sessions.reached)
+    ):
+        found.stopped[branch, survey, reached] = int(count)
+    return found

@@ -177,12 +177,19 @@ async def rebuild(connection: AsyncConnection) -> int:
 
 
 async def raw_counts(
-    connection: AsyncConnection, zone: str, branch_ids: Sequence[int]
+    connection: AsyncConnection,
+    zone: str,
+    branch_ids: Sequence[int],
+    *,
+    campaign_id: int | None = None,
 ) -> Counter[Row]:
-    """The roll-up rows of these branches (all in `zone`) as the raw tables give them."""
+    """The roll-up rows of these branches (all in `zone`) as the raw tables give them; only
+    the sessions one campaign opened, when it is named."""
     sessions = survey_sessions.c
     counts: Counter[Row] = Counter()
     mine = sessions.branch_id.in_(list(branch_ids))
+    if campaign_id is not None:
+        mine = sa.and_(mine, sessions.campaign_id == campaign_id)
     started = _day_expression(connection, zone, sessions.started_at).label("day")
     for day, branch, survey, count in await connection.execute(
         sa.select(started, sessions.branch_id, sessions.survey_id, sa.func.count())

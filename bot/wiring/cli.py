@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("--name", help="the invitee's name, as staff lists will show it")
     results = commands.add_parser("results", help="print result figures, as /results shows")
     results.add_argument("--scope", help="all (default), a branch or region code")
-    results.add_argument("--period", help="7d, 30d (default), 2026-10 or 2026-10-01..2026-10-31")
+    results.add_argument(
+        "--period",
+        help="7d, 30d (default), 2026-10, 2026-10-01..2026-10-31 or 'campaign <id>'",
+    )
     results.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     export = commands.add_parser("export", help="write responses to a CSV or XLSX file")
     export.add_argument("--scope", help="all (default), a branch or region code")
@@ -271,15 +274,20 @@ async def _staff_invite(
 @contextlib.contextmanager
 def _figures_refused(scope: str | None, period: str | None) -> Iterator[None]:
     """A scope or period the results cannot use, as one sentence."""
-    from bot.services.results import BadPeriod, BadScope
+    from bot.services.results import BadCampaign, BadPeriod, BadScope
 
     try:
         yield
+    except BadCampaign:
+        raise SuaraError(
+            f"Period {period!r} names no campaign that reaches {scope or 'all'}."
+        ) from None
     except BadScope:
         raise SuaraError(f"There is no branch or region {scope!r}.") from None
     except BadPeriod:
         raise SuaraError(
-            f"Period {period!r} is not 7d, 30d, 2026-10 or 2026-10-01..2026-10-31."
+            f"Period {period!r} is not 7d, 30d, 2026-10, 2026-10-01..2026-10-31"
+            " or (for results) campaign <id>."
         ) from None
 
 
@@ -305,11 +313,18 @@ async def _results(
         f"Results for {figures['scope']}, {figures['period']['from']} to {figures['period']['to']}"
     )
     print(f"  responses {figures['responses']}, started {figures['started']}")
+    print(
+        f"  invitations {figures['invitations']}, answered {figures['invitations_answered']},"
+        f" response rate {figures['response_rate']}"
+    )
     print(f"  NPS {nps['score']} ({nps['promoters']}/{nps['passives']}/{nps['detractors']})")
     for line in figures["csat"]:
         print(f"  CSAT {line['question']} (1-{line['scale']}): mean {line['mean']}")
     for branch in figures["branches"]:
-        print(f"  {branch['code']}: {branch['responses']} responses, NPS {branch['nps']['score']}")
+        print(
+            f"  {branch['code']}: {branch['responses']} responses, NPS {branch['nps']['score']},"
+            f" {branch['invitations']} invitations, response rate {branch['response_rate']}"
+        )
     return 0
 
 
