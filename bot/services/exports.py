@@ -282,6 +282,8 @@ def _summary_rows(summary: Summary) -> list[tuple[str, Any]]:
             (_("Scope"), str(summary.scope)),
             (_("From"), summary.period.first.isoformat()),
             (_("To"), summary.period.last.isoformat()),
+            (_("Invitations"), s.invitations),
+            (_("Response rate"), s.response_rate),
             (_("Responses"), s.responses),
             (_("Completion rate"), s.completion_rate),
             ("NPS", s.nps.score),

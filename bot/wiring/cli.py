@@ -309,8 +309,11 @@ async def _results(
         print(json.dumps(figures, ensure_ascii=False, indent=2))
         return 0
     nps = figures["nps"]
+    campaign = figures["period"].get("campaign")
+    named = f", campaign {campaign['id']} ({campaign['name']})" if campaign else ""
     print(
-        f"Results for {figures['scope']}, {figures['period']['from']} to {figures['period']['to']}"
+        f"Results for {figures['scope']}{named}, "
+        f"{figures['period']['from']} to {figures['period']['to']}"
     )
     print(f"  responses {figures['responses']}, started {figures['started']}")
     print(
