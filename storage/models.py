@@ -200,7 +200,8 @@ answers = sa.Table(
 )
 
 # Results read counts, not rows: per branch-local day, survey version, metric (started,
-# completed, nps, rating, ces, choice), question and value. Kept in the transaction that
+# completed, nps, rating, ces, choice; invited and responded, with the campaign's id as the
+# question), question and value. Kept in the transaction that
 # starts or completes a session, and rebuilt exactly from sessions and answers by
 # `run_bot.py rebuild-rollups`. The day leads the key, as periods select days first.
 rollups = sa.Table(

@@ -2,8 +2,10 @@
 
 The scope is checked inside the service (a viewer of one branch never sees another's), a
 period is each branch's own local days, and every score comes from `flows.scoring` over
-counts the database grouped (`storage.results`). The chat command, the command line
-(`run_bot.py results --json`) and the demo read the same `Summary`.
+counts the database grouped (`storage.results`). Invitations and the response rate come from
+campaign roll-ups (`storage.invitations`); a period may also be `campaign <id>`, that
+campaign's own figures. The chat command, the command line (`run_bot.py results --json`) and
+the demo read the same `Summary`.
 """
 
 from __future__ import annotations
