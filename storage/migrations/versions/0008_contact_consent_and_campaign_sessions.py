@@ -22,6 +22,12 @@ def upgrade() -> None:
         batch_op.create_index("ix_survey_sessions_campaign_id", ["campaign_id"], unique=False)
     with op.batch_alter_table("campaign_deliveries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("branch_id", sa.Integer(), nullable=True))
+    # Invitations sent before now count under their customer's branch of today; run
+    # `run_bot.py rebuild-rollups` after upgrading to count them in results.
+    op.execute(
+        "UPDATE campaign_deliveries SET branch_id = (SELECT customers.branch_id FROM customers "
+        "WHERE customers.id = campaign_deliveries.customer_id) WHERE status = 'sent'"
+    )
 
 
 def downgrade() -> None:
