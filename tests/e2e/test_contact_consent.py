@@ -116,6 +116,8 @@ async def test_names_reach_only_admins_after_step_up_and_only_for_customers_who_
     assert "Nama" not in header and "Telepon" not in header
     await viewer.user.send_text("/export JKT01 7d contacts")
     assert "Peran Anda tidak mengizinkan ini." in (await viewer.user.next_reply()).body
+    await viewer.user.send_text("/export campaign 1")  # campaigns are a /results period
+    assert "Cara pakai: /export" in (await viewer.user.next_reply()).body
 
     # An admin's plain export names nobody either.
     await admin.user.send_text("/export JKT01 7d")
@@ -149,6 +151,7 @@ async def test_names_reach_only_admins_after_step_up_and_only_for_customers_who_
     read = await _audits(services, "export.read")
     assert [(outcome, details.get("identities")) for outcome, details in read] == [
         ("allowed", False),  # the viewer
+        ("refused", None),  # the viewer's campaign period
         ("allowed", False),  # the admin, without contacts
     ]
     contacts = await _audits(services, "export.contacts")
