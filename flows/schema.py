@@ -27,7 +27,8 @@
 #   choice   options: 2..24 of {id, text}; option ids are 1-16 characters of a-z, 0-9 and _,
 #            unique within the question; option texts are at most 64 characters (buttons)
 #   multi    options as for choice; min and max selections, defaults 1 and the option count
-#   yesno    answers true or false
+#   yesno    answers true or false; contact_consent: true makes it the question whether the
+#            bank may contact the customer about these answers (only the last question may)
 #   text     max_length: 1..4000, default 1000
 #   number   min and max: optional bounds; integer: true (default) or false for decimals
 #
@@ -134,6 +135,7 @@ class Question:
     max: int | float | None = None
     integer: bool = True
     max_length: int | None = None
+    contact_consent: bool = False
 
     @property
     def value_range(self) -> range | None:
@@ -195,6 +197,12 @@ class Survey:
     def has_question(self, question_id: str) -> bool:
         """Whether the survey has a question with this id."""
         return question_id in self._index
+
+    @property
+    def contact_question(self) -> str | None:
+        """The yes/no question at the end asking whether the bank may contact the customer."""
+        last = self.questions[-1] if self.questions else None
+        return last.id if last is not None and last.contact_consent else None
 
 
 def load_survey_file(path: str | Path) -> Survey:
@@ -260,6 +268,9 @@ MESSAGES: Mapping[str, str] = {
     "not_whole": N_("expected a whole number because integer is true, got {value}"),
     "alert_type": N_("alerts are set for nps, rating or ces answers, not {value}"),
     "alert_no_question": N_("this survey asks no {type} question to alert on"),
+    "consent_not_last": N_(
+        "only the last question may ask whether the bank may contact the customer"
+    ),
 }
 
 
@@ -282,7 +293,7 @@ _TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
     "ces": (),
     "choice": ("options",),
     "multi": ("options", "min", "max"),
-    "yesno": (),
+    "yesno": ("contact_consent",),
     "text": ("max_length",),
     "number": ("min", "max", "integer"),
 }
@@ -590,6 +601,11 @@ class _Validator:
                 subjects.setdefault(draft.raw["id"], draft.subject)
         built: list[Question] = []
         for draft in drafts:
+            last = draft.index == len(value) - 1
+            if draft.raw.get("type") == "yesno" and draft.raw.get("contact_consent") and not last:
+                draft.problems.append(
+                    _problem(_child(draft.path, "contact_consent"), "consent_not_last")
+                )
             when = self.condition(draft, subjects)
             self.problems.extend(draft.problems)
             if draft.question is not None:
@@ -678,6 +694,9 @@ class _Validator:
             settings["max_length"] = self.bounded(value, where, 1, MAX_TEXT_LENGTH)
         elif qtype == QuestionType.NUMBER:
             settings.update(self.number_settings(raw, path))
+        elif qtype == QuestionType.YESNO and "contact_consent" in raw:
+            where = _child(path, "contact_consent")
+            settings["contact_consent"] = self.flag(raw["contact_consent"], where)
         elif qtype in OPTION_TYPES:
             options = self.options(raw.get("options"), _child(path, "options"))
             if qtype == QuestionType.MULTI:

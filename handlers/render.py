@@ -192,9 +192,13 @@ def language_set(locale: str) -> Reply:
 def completed(outcome: Completed) -> Reply:
     survey = outcome.survey
     text = html.escape(localized(survey.outro, outcome.locale, survey.default_locale))
-    if outcome.follow_up:
+    if outcome.follow_up:  # staff see who answered only when the customer agreed
         with use_locale(outcome.locale):
-            text += "\n\n" + gettext("Our team will review your answers and follow up with you.")
+            text += "\n\n" + (
+                gettext("Our team will review your answers and contact you.")
+                if outcome.may_contact
+                else gettext("Our team will review your answers and follow them up.")
+            )
     return Reply(text)
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import invitations
 from storage.models import (
     campaign_deliveries,
     campaign_targets,
@@ -525,16 +526,29 @@ async def settle(connection: AsyncConnection, results: Sequence[Settled]) -> Non
             .values(**values),
             [{"delivery_id": r.delivery_id, "at": r.at, "err": r.error} for r in group],
         )
+    await invitations.record_sent(
+        connection, [(r.delivery_id, r.at) for r in results if r.status == SENT]
+    )
 
 
 async def settle_interrupted(connection: AsyncConnection, at: datetime) -> int:
     """Deliveries a dead sender left in `sending` count as sent: they were handed to Telegram
     (or were about to be), and sending them again could invite someone twice."""
+    left = list(
+        (
+            await connection.scalars(
+                sa.select(campaign_deliveries.c.id).where(campaign_deliveries.c.status == SENDING)
+            )
+        ).all()
+    )
+    if not left:
+        return 0
     result = await connection.execute(
         sa.update(campaign_deliveries)
-        .where(campaign_deliveries.c.status == SENDING)
+        .where(campaign_deliveries.c.id.in_(left), campaign_deliveries.c.status == SENDING)
         .values(status=SENT, sent_at=at, error="unconfirmed")
     )
+    await invitations.record_sent(connection, [(delivery, at) for delivery in left])
     return result.rowcount
 
 

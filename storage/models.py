@@ -162,6 +162,11 @@ survey_sessions = sa.Table(
     # The message that shows the session's current question with live buttons, so a question
     # sent anew can take the keyboard off the one before (one live copy per chat).
     sa.Column("live_message_id", sa.BigInteger, nullable=True),
+    # Whether the customer agreed, at the survey's end, to be contacted about the answers
+    # (None: the survey did not ask); it decides whether exports name who answered.
+    sa.Column("contact_consent", sa.Boolean, nullable=True),
+    # The campaign whose invitation opened the session (None: a branch QR or a survey link).
+    sa.Column("campaign_id", sa.Integer, nullable=True, index=True),
     sa.Index("ix_survey_sessions_customer_status", "customer_id", "status"),
     sa.Index(
         "ix_survey_sessions_unfinished",
@@ -195,7 +200,8 @@ answers = sa.Table(
 )
 
 # Results read counts, not rows: per branch-local day, survey version, metric (started,
-# completed, nps, rating, ces, choice), question and value. Kept in the transaction that
+# completed, nps, rating, ces, choice; invited and responded, with the campaign's id as the
+# question), question and value. Kept in the transaction that
 # starts or completes a session, and rebuilt exactly from sessions and answers by
 # `run_bot.py rebuild-rollups`. The day leads the key, as periods select days first.
 rollups = sa.Table(
@@ -356,6 +362,8 @@ campaign_deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     _when("sent_at", nullable=True),
     sa.Column("error", sa.String(40), nullable=True),
+    # The customer's branch when the invitation was sent: what results count it under.
+    sa.Column("branch_id", sa.Integer, nullable=True),
     sa.UniqueConstraint(
         "campaign_id", "customer_id", "kind", name="uq_campaign_deliveries_campaign_id"
     ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import answers, branches, rollups, survey_sessions
+from storage.crypto import get_keyring
+from storage.models import answers, branches, customers, rollups, survey_sessions
 from storage.prepared import Prepared
 
 COMPLETED = "completed"  # storage.sessions' status; that module imports this one
@@ -59,6 +60,9 @@ class Figures:
     stopped: Counter[tuple[int, int, str]] = field(default_factory=Counter)
     # (local day, value) -> NPS answers, for the trend
     nps_days: Counter[tuple[date, int]] = field(default_factory=Counter)
+    # branch -> campaign invitations sent, and those of them answered (storage.invitations)
+    invited: Counter[int] = field(default_factory=Counter)
+    responded: Counter[int] = field(default_factory=Counter)
 
     def by_branch(self) -> dict[int, Figures]:
         """The same counts split per branch, in one pass (the trend stays with the whole)."""
@@ -77,6 +81,10 @@ class Figures:
             part(key[0]).choices[key] = count
         for key, count in self.stopped.items():
             part(key[0]).stopped[key] = count
+        for branch, count in self.invited.items():
+            part(branch).invited[branch] = count
+        for branch, count in self.responded.items():
+            part(branch).responded[branch] = count
         return split
 
 
@@ -150,7 +158,9 @@ def _values(kind: str, value: Any) -> list[str]:
 
 
 async def rebuild(connection: AsyncConnection) -> int:
-    """Recompute every roll-up from sessions and answers; returns how many rows there are."""
+    """Recompute every roll-up from sessions, answers and invitations; returns how many rows
+    there are."""
+    from storage import invitations  # it imports this module
     await connection.execute(sa.delete(rollups))
     zones: dict[str, list[int]] = {}
     for branch_id, zone in await connection.execute(sa.select(branches.c.id, branches.c.timezone)):
@@ -160,16 +170,26 @@ async def rebuild(connection: AsyncConnection) -> int:
         counts = await raw_counts(connection, zone, ids)
         await _add(connection, counts)
         total += len(counts)
+        invited = await invitations.raw_counts(connection, zone, ids, None)
+        await _add(connection, invited)
+        total += len(invited)
     return total
 
 
 async def raw_counts(
-    connection: AsyncConnection, zone: str, branch_ids: Sequence[int]
+    connection: AsyncConnection,
+    zone: str,
+    branch_ids: Sequence[int],
+    *,
+    campaign_id: int | None = None,
 ) -> Counter[Row]:
-    """The roll-up rows of these branches (all in `zone`) as the raw tables give them."""
+    """The roll-up rows of these branches (all in `zone`) as the raw tables give them; only
+    the sessions one campaign opened, when it is named."""
     sessions = survey_sessions.c
     counts: Counter[Row] = Counter()
     mine = sessions.branch_id.in_(list(branch_ids))
+    if campaign_id is not None:
+        mine = sa.and_(mine, sessions.campaign_id == campaign_id)
     started = _day_expression(connection, zone, sessions.started_at).label("day")
     for day, branch, survey, count in await connection.execute(
         sa.select(started, sessions.branch_id, sessions.survey_id, sa.func.count())
@@ -235,6 +255,10 @@ def _date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
+# What storage.invitations shares of keeping roll-ups.
+add, day_expression, as_date = _add, _day_expression, _date
+
+
 # -- reading --------------------------------------------------------------------------------
 
 
@@ -261,6 +285,10 @@ async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Fig
             found.completed[branch] += count
         elif metric in SCORED:
             found.scores[branch, survey, question, metric, int(value)] += count
+        elif metric == "invited":
+            found.invited[branch] += count
+        elif metric == "responded":
+            found.responded[branch] += count
         else:
             found.choices[branch, survey, question, value] += count
     for day, value, count in await connection.execute(
@@ -304,6 +332,8 @@ class Response:
     survey_id: int
     completed_at: datetime
     answers: dict[str, Any]
+    name: str | None = None  # only with `contacts`, and only when the customer agreed
+    phone: str | None = None
 
 
 def _completed_within(windows: Sequence[Window]) -> sa.ColumnElement[bool]:
@@ -337,15 +367,26 @@ async def surveys_answered(connection: AsyncConnection, windows: Sequence[Window
 
 
 async def responses(
-    connection: AsyncConnection, windows: Sequence[Window]
+    connection: AsyncConnection, windows: Sequence[Window], *, contacts: bool = False
 ) -> AsyncIterator[Response]:
     """Each response completed within `windows` with its answers, streamed from the database
-    rather than loaded at once."""
+    rather than loaded at once. With `contacts`, the name and phone of customers who agreed to
+    be contacted about that response and have not been erased, decrypted once per response."""
     from storage.sessions import answer_value  # sessions imports this module
 
     sessions = survey_sessions.c
+    joined = survey_sessions.join(answers, answers.c.session_id == sessions.id)
+    extra: list[Any] = []
+    if contacts:
+        named = sa.and_(sessions.contact_consent.is_(True), customers.c.erased_at.is_(None))
+        extra = [
+            sa.case((named, sa.type_coerce(column, sa.Text)), else_=None).label(f"contact_{key}")
+            for key, column in (("name", customers.c.name), ("phone", customers.c.phone))
+        ]
+        joined = joined.outerjoin(customers, customers.c.id == sessions.customer_id)
     statement = (
         sa.select(
+            *extra,
             sessions.id.label("session_id"),
             sessions.branch_id,
             sessions.survey_id,
@@ -357,7 +398,7 @@ async def responses(
             answers.c.value_text,
             answers.c.skipped,
         )
-        .select_from(survey_sessions.join(answers, answers.c.session_id == sessions.id))
+        .select_from(joined)
         .where(_completed_within(windows))
         .order_by(sessions.id, answers.c.id)
         .execution_options(yield_per=1000)
@@ -368,6 +409,14 @@ async def responses(
             if current is not None:
                 yield current
             current = Response(row.session_id, row.branch_id, row.survey_id, row.completed_at, {})
+            if contacts:
+                current = replace(
+                    current, name=_plain(row.contact_name), phone=_plain(row.contact_phone)
+                )
         current.answers[row.question_id] = answer_value(row)
     if current is not None:
         yield current
+
+
+def _plain(token: str | None) -> str | None:
+    return None if token is None else get_keyring().decrypt(token)

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import invitations
 from storage import results as rollups
 from storage.dialect import insert_ignore_statement
 from storage.errors import VersionConflict
@@ -39,6 +40,7 @@ class Session:
     version: int
     completed_at: datetime | None
     live_message_id: int | None = None
+    campaign_id: int | None = None  # the campaign whose invitation opened it
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ def _session(row: sa.Row) -> Session:
         row.version,
         row.completed_at,
         row.live_message_id,
+        row.campaign_id,
     )
 
 
@@ -78,6 +81,7 @@ _CREATE_COLUMNS = (
     "reached",
     "started_at",
     "updated_at",
+    "campaign_id",
 )
 # One open session per customer (a partial unique index): of two taps that open a session at
 # once, the second inserts nothing and continues the winner's session instead.
@@ -101,6 +105,7 @@ async def create(
     survey_id: int,
     branch_id: int | None,
     state: Mapping[str, Any],
+    campaign_id: int | None = None,
 ) -> Session:
     """Open a session, or return the customer's open one when another update opened it first."""
     moment = now()
@@ -115,13 +120,24 @@ async def create(
         reached=state.get("current"),
         started_at=moment,
         updated_at=moment,
+        campaign_id=campaign_id,
     )
     if created is None:
         winner = await open_for_customer(connection, customer_id)
         assert winner is not None, "an open session blocked the insert"
         return winner
     await rollups.record_start(connection, branch_id, survey_id, moment)
-    return Session(created.id, customer_id, survey_id, branch_id, OPEN, dict(state), 1, None)
+    return Session(
+        created.id,
+        customer_id,
+        survey_id,
+        branch_id,
+        OPEN,
+        dict(state),
+        1,
+        None,
+        campaign_id=campaign_id,
+    )
 
 
 async def get(connection: AsyncConnection, session_id: int) -> Session | None:
@@ -153,6 +169,9 @@ _SAVE_STATEMENT = (
         completed_at=sa.bindparam("completed_at"),
         reached=sa.func.coalesce(
             sa.bindparam("reached", type_=sa.String), survey_sessions.c.reached
+        ),
+        contact_consent=sa.func.coalesce(
+            sa.bindparam("contact_consent", type_=sa.Boolean), survey_sessions.c.contact_consent
         ),
     )
     .returning(survey_sessions.c.id)
@@ -257,12 +276,13 @@ async def save(
     *,
     state: Mapping[str, Any] | None = None,
     status: str | None = None,
+    contact_consent: bool | None = None,
 ) -> Session:
     """Write a new state if nobody else has since `session` was read; else VersionConflict.
 
     Only an open session keeps its state (which may hold free text): ending one scrubs it.
     """
-    return await _save(_SAVE, connection, session, state, status)
+    return await _save(_SAVE, connection, session, state, status, contact_consent)
 
 
 async def save_step(
@@ -279,6 +299,7 @@ async def _save(
     session: Session,
     state: Mapping[str, Any] | None,
     status: str | None,
+    contact_consent: bool | None = None,
 ) -> Session:
     moment = now()
     status = status or session.status
@@ -296,6 +317,7 @@ async def _save(
         updated_at=moment,
         completed_at=completed_at,
         reached=state.get("current"),
+        contact_consent=contact_consent,
     )
     if not saved:
         raise VersionConflict(f"session {session.id} changed since version {session.version}")
@@ -305,19 +327,25 @@ async def _save(
 
 
 async def complete(
-    connection: AsyncConnection, session: Session, results: Iterable[tuple[str, str, Any]]
+    connection: AsyncConnection,
+    session: Session,
+    results: Iterable[tuple[str, str, Any]],
+    contact_consent: bool | None = None,
 ) -> Session:
-    """End a session with its answers, (question id, type, value) each, all or nothing.
+    """End a session with its answers, (question id, type, value) each, all or nothing, and
+    whether the customer agreed to be contacted about them (None: the survey did not ask).
 
     While a session is open its encrypted state holds every answer durably; the answers table
     receives them once, when the path is final, so the summaries see whole responses only.
     """
     moment = now()
     results = list(results)
-    ended = await save(connection, session, status=COMPLETED)
+    ended = await save(connection, session, status=COMPLETED, contact_consent=contact_consent)
     await rollups.record_completion(
         connection, session.branch_id, session.survey_id, moment, results
     )
+    if session.campaign_id is not None and session.customer_id is not None:
+        await invitations.record_response(connection, session.campaign_id, session.customer_id)
     await _ANSWER.many(
         connection,
         [

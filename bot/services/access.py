@@ -55,6 +55,8 @@ PERMISSIONS: dict[str, Role] = {
     "survey.use": Role.ADMIN,
     "results.read": Role.VIEWER,
     "export.read": Role.VIEWER,
+    # Names and phones of customers who agreed to be contacted, after a fresh code.
+    "export.contacts": Role.ADMIN,
     # Lists hold many customers' personal data and their links tie Telegram accounts to them.
     "customers.import": Role.ADMIN,
     # A poster carries only a public branch link: editors prepare branch material.
@@ -75,7 +77,7 @@ PERMISSIONS: dict[str, Role] = {
 }
 
 # Actions that need a fresh code (step-up) before they are carried out.
-RISKY = frozenset({"staff.role", "staff.scope", "staff.off", "staff.reset"})
+RISKY = frozenset({"staff.role", "staff.scope", "staff.off", "staff.reset", "export.contacts"})
 
 _SCOPE = re.compile(r"^(all|region:[A-Za-z0-9_-]{1,16}|branch:[A-Za-z0-9_-]{1,16})$")
 

@@ -4,6 +4,7 @@ branches compared. Headless (Agg); labels in the reader's language."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure  # a bare Figure draws with Agg; pyplot is never loaded
@@ -42,7 +43,9 @@ def summary_chart(summary: Summary) -> bytes:
         if weeks:
             trend.plot([w for w, _s in weeks], [s for _w, s in weeks], marker="o", color=BLUE)
         trend.axhline(0, color=GREY, linewidth=0.8)
-        trend.set_xlim(summary.period.first, summary.period.last)
+        # A one-day period still needs a width to draw on.
+        last = max(summary.period.last, summary.period.first + timedelta(days=1))
+        trend.set_xlim(summary.period.first, last)
         trend.xaxis.set_major_formatter(DateFormatter("%d/%m"))
         trend.set_ylim(-100, 100)
         trend.set_title(_("NPS by week"))

@@ -117,6 +117,7 @@ class Completed:
     locale: str
     survey: Survey
     follow_up: bool = False  # the outro may promise a follow-up (services.follow_up)
+    may_contact: bool = False  # the customer agreed, at the survey's end, to be contacted
     live_message_id: int | None = None
     alert: bool = False  # a follow-up opened: its alert is due
 
@@ -440,7 +441,12 @@ class Conversations:
             return Info(customer.locale, "already_answered")
         step = engine.start(pinned.survey)
         session = await session_store.create(
-            connection, customer.id, pinned.id, branch_id, step.state.to_dict()
+            connection,
+            customer.id,
+            pinned.id,
+            branch_id,
+            step.state.to_dict(),
+            campaign_id=_campaign_of(payload),
         )
         return _question(customer.locale, pinned, session, step, intro=True)
 
@@ -498,10 +504,13 @@ class Conversations:
             saved = await session_store.save_step(connection, session, step.state.to_dict())
             return _question(locale, pinned, saved, step)
         survey = pinned.survey
+        contact = survey.contact_question
+        may_contact = contact is not None and finish.answers.get(contact) is True
         await session_store.complete(
             connection,
             session,
             [(qid, survey.question(qid).type, value) for qid, value in finish.answers.items()],
+            contact_consent=None if contact is None else may_contact,
         )
         if session.customer_id is not None:
             await customer_store.touch(connection, session.customer_id)
@@ -512,6 +521,7 @@ class Conversations:
             locale,
             survey,
             follow_up=promised,
+            may_contact=may_contact,
             live_message_id=session.live_message_id,
             alert=alert,
         )
@@ -569,6 +579,14 @@ def _question(
 def _reader_locale(customer: Customer | None, person: Person) -> str:
     """The customer's chosen language, or before any choice the one their Telegram app uses."""
     return customer.locale if customer else resolve_locale(person.language_code)
+
+
+def _campaign_of(payload: str) -> int | None:
+    """The campaign a deep link's payload invites to, if it is a campaign's invitation."""
+    match = PAYLOAD.match(payload)
+    if match is None or match["kind"] != "k" or not match["value"].isdigit():
+        return None
+    return int(match["value"])
 
 
 def _clean_payload(payload: str | None) -> str | None:

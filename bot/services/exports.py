@@ -3,8 +3,12 @@
 Rows are streamed from the database into a temporary file, never held all at once. Choice
 answers show their labels in the reader's language; times are the branch's local time. XLSX
 adds a summary sheet with the figures `/results` shows. The scope is checked here, and every
-export is audited. Names and phones are not exported: customers have not been asked whether
-the bank may contact them about their answers.
+export is audited, saying whether it named anyone.
+
+Names and phones are exported only when asked for (`contacts`), to admins and above, after a
+fresh code (step-up), and only for customers who agreed at the survey's end to be contacted
+about that response and have not been erased; the other rows leave those cells empty. On the
+command line `--with-contacts` does the same for the operator.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from zoneinfo import ZoneInfo
 import xlsxwriter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.services.access import Org, Scope
+from bot.services.access import PERMISSIONS, Org, Scope
 from bot.services.i18n import gettext as _
 from bot.services.i18n import use_locale
 from bot.services.results import (
@@ -34,15 +38,17 @@ from bot.services.results import (
     staff_request,
     windows_for,
 )
-from bot.services.staff import Actor, Refused, StaffAccess, Who
+from bot.services.staff import STEP_UP_WINDOW, Actor, CodeNeeded, Refused, StaffAccess, Who
 from bot.services.surveys import SurveyCatalog
 from flows.schema import QuestionType, Survey, localized
 from storage import audit
 from storage import results as store
+from storage import staff as staff_store
 from storage.db import Database
 
 Format = Literal["csv", "xlsx"]
 FORMATS: tuple[Format, ...] = ("csv", "xlsx")
+CONTACTS = "contacts"  # the word that asks for names and phones
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,12 @@ class ExportFile:
     path: Path
     filename: str
     rows: int
+    contacts: bool = False  # whether the name and phone columns are there
+    named: int = 0  # rows that name a customer
+
+    @property
+    def audit_details(self) -> dict[str, Any]:
+        return {"rows": self.rows, "identities": self.contacts, "named": self.named}
 
 
 @dataclass(frozen=True)
@@ -77,37 +89,93 @@ class Exports:
         self._results = results
         self._zone = zone
 
-    async def for_staff(self, who: Who, args: list[str]) -> ExportFile | Refused:
-        """`/export [scope] [period] [csv|xlsx]`, inside the caller's scope."""
-        words = [w for w in args if w.lower() not in FORMATS]
-        formats = [w.lower() for w in args if w.lower() in FORMATS]
-        scope_text, period_text, wrong = split_arguments(words)
+        staff.add_risky("export.contacts", self._contacts_after_step_up)
+
+    async def for_staff(self, who: Who, args: list[str]) -> ExportFile | CodeNeeded | Refused:
+        """`/export [scope] [period] [csv|xlsx] [contacts]`, inside the caller's scope;
+        `contacts` (admins and above) waits for a fresh code unless the last one is fresh."""
+        contacts = any(w.lower() == CONTACTS for w in args)
+        target = " ".join(args)[:80] or None
 
         async def body(
             connection: AsyncConnection, actor: Actor, at: datetime
-        ) -> ExportFile | Refused:
-            if wrong or len(formats) > 1:
-                return Refused(actor.member.locale, "usage")
-            asked = await staff_request(connection, actor, at, self._zone, scope_text, period_text)
-            if isinstance(asked, Refused):
-                return asked
-            fmt: Format = "xlsx" if formats == ["xlsx"] else "csv"
-            return await self._write(connection, *asked, fmt, actor.member.locale)
+        ) -> ExportFile | CodeNeeded | Refused:
+            if not contacts:
+                return await self._for_actor(connection, actor, at, args)
+            checked = await self._request(connection, actor, at, args)
+            if isinstance(checked, Refused):
+                return checked
+            last = actor.member.totp_last_at
+            if last is not None and at - last <= STEP_UP_WINDOW:
+                return await self._for_actor(connection, actor, at, args)
+            pending = {"action": "export.contacts", "args": {"words": args}, "target": target}
+            await staff_store.update(connection, actor.member.id, pending=pending, pending_at=at)
+            return CodeNeeded(actor.member.locale, "export.contacts")
 
-        target = " ".join(args)[:80] or None
-        return await self._staff.run_command(who, "export.read", body, target=target)
+        action = "export.contacts" if contacts else "export.read"
+        return await self._staff.run_command(who, action, body, target=target)
+
+    async def _contacts_after_step_up(
+        self, connection: AsyncConnection, actor: Actor, at: datetime, words: list[str], **_: Any
+    ) -> ExportFile | Refused:
+        """The export with contacts a fresh code was asked for, once the code is accepted."""
+        return await self._for_actor(connection, actor, at, words)
+
+    async def _request(
+        self, connection: AsyncConnection, actor: Actor, at: datetime, args: list[str]
+    ) -> tuple[Org, Scope, Period, Format, bool] | Refused:
+        words = [w for w in args if w.lower() not in (*FORMATS, CONTACTS)]
+        formats = [w.lower() for w in args if w.lower() in FORMATS]
+        scope_text, period_text, wrong = split_arguments(words)
+        if wrong or len(formats) > 1 or (period_text or "").startswith("campaign"):
+            return Refused(actor.member.locale, "usage")
+        asked = await staff_request(connection, actor, at, self._zone, scope_text, period_text)
+        if isinstance(asked, Refused):
+            return asked
+        fmt: Format = "xlsx" if formats == ["xlsx"] else "csv"
+        return *asked, fmt, any(w.lower() == CONTACTS for w in args)
+
+    async def _for_actor(
+        self, connection: AsyncConnection, actor: Actor, at: datetime, args: list[str]
+    ) -> ExportFile | Refused:
+        checked = await self._request(connection, actor, at, args)
+        if isinstance(checked, Refused):
+            return checked
+        org, scope, period, fmt, contacts = checked
+        if contacts and actor.role < PERMISSIONS["export.contacts"]:
+            return Refused(actor.member.locale, "role")
+        return await self._write(
+            connection, org, scope, period, fmt, actor.member.locale, contacts=contacts
+        )
 
     async def for_operator(
-        self, scope_text: str | None, period_text: str | None, fmt: Format, locale: str = "en"
+        self,
+        scope_text: str | None,
+        period_text: str | None,
+        fmt: Format,
+        locale: str = "en",
+        *,
+        contacts: bool = False,
     ) -> ExportFile:
+        """The command line's export, audited as the system; names and phones only when the
+        operator asks for them (`--with-contacts`), as for an admin after step-up."""
+
         async def work(connection: AsyncConnection) -> ExportFile:
             org, scope, period = await operator_request(
                 connection, self._zone, scope_text, period_text
             )
-            await audit.append(
-                connection, "system", "export.read", target=str(scope), details={"format": fmt}
+            written = await self._write(
+                connection, org, scope, period, fmt, locale, contacts=contacts
             )
-            return await self._write(connection, org, scope, period, fmt, locale)
+            await audit.append(
+                connection,
+                "system",
+                "export.contacts" if contacts else "export.read",
+                target=str(scope),
+                outcome="done",
+                details={"format": fmt, **written.audit_details},
+            )
+            return written
 
         return await self._db.run(work)
 
@@ -119,6 +187,8 @@ class Exports:
         period: Period,
         fmt: Format,
         locale: str,
+        *,
+        contacts: bool = False,
     ) -> ExportFile:
         branches = [org.branches[code] for code in org.branch_codes_within(scope)]
         windows = windows_for(branches, period)
@@ -130,7 +200,10 @@ class Exports:
         by_id = {b.id: b for b in branches}
         with use_locale(locale):
             fixed = [_("Response"), _("Branch"), _("Completed (branch time)"), _("Survey")]
+            if contacts:
+                fixed += [_("Name"), _("Phone")]
         header = fixed + [c.header for c in columns]
+        named = 0
 
         def cells(response: store.Response) -> list[Any]:
             branch = by_id[response.branch_id]
@@ -142,6 +215,10 @@ class Exports:
                 local.strftime("%Y-%m-%d %H:%M"),
                 survey.id,
             ]
+            if contacts:
+                nonlocal named
+                named += response.name is not None or response.phone is not None
+                row += [response.name or "", response.phone or ""]
             for column in columns:
                 if column.survey_key != survey.id or column.question_id not in response.answers:
                     row.append("")
@@ -156,13 +233,13 @@ class Exports:
         )
         handle.close()
         path = Path(handle.name)
-        stream = store.responses(connection, windows)
+        stream = store.responses(connection, windows, contacts=contacts)
         if fmt == "csv":
             count = await _write_csv(path, header, stream, cells)
         else:
             summary = await self._results.summary(connection, org, scope, period, locale)
             count = await _write_xlsx(path, header, stream, cells, summary)
-        return ExportFile(locale, path, name, count)
+        return ExportFile(locale, path, name, count, contacts, named)
 
 
 async def _write_csv(path: Path, header: list[str], stream: Any, cells: Callable[..., Any]) -> int:
@@ -205,6 +282,8 @@ def _summary_rows(summary: Summary) -> list[tuple[str, Any]]:
             (_("Scope"), str(summary.scope)),
             (_("From"), summary.period.first.isoformat()),
             (_("To"), summary.period.last.isoformat()),
+            (_("Invitations"), s.invitations),
+            (_("Response rate"), s.response_rate),
             (_("Responses"), s.responses),
             (_("Completion rate"), s.completion_rate),
             ("NPS", s.nps.score),

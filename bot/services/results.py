@@ -2,8 +2,10 @@
 
 The scope is checked inside the service (a viewer of one branch never sees another's), a
 period is each branch's own local days, and every score comes from `flows.scoring` over
-counts the database grouped (`storage.results`). The chat command, the command line
-(`run_bot.py results --json`) and the demo read the same `Summary`.
+counts the database grouped (`storage.results`). Invitations and the response rate come from
+campaign roll-ups (`storage.invitations`); a period may also be `campaign <id>`, that
+campaign's own figures. The chat command, the command line (`run_bot.py results --json`) and
+the demo read the same `Summary`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from bot.services.staff import Actor, Refused, StaffAccess, Who
 from bot.services.surveys import SurveyCatalog
 from flows.schema import DEFAULT_SCALE, Survey, localized
 from flows.scoring import CesSummary, CsatSummary, NpsSummary, ces_of, csat_of, nps_of
-from storage import audit
+from storage import audit, invitations
+from storage import campaigns as campaign_store
 from storage import results as store
 from storage.db import Database
 from storage.orgs import Branch
@@ -34,6 +37,7 @@ DEFAULT_DAYS = 30
 _DAYS = re.compile(r"^(\d{1,3})d$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+_CAMPAIGN = re.compile(r"^campaign (\d{1,9})$", re.IGNORECASE)
 
 
 class BadPeriod(ValueError):
@@ -75,7 +79,25 @@ class Period:
 
 
 def looks_like_period(text: str) -> bool:
-    return bool(_DAYS.match(text) or _MONTH.match(text) or _RANGE.match(text))
+    return bool(_DAYS.match(text) or _MONTH.match(text) or _RANGE.match(text)) or (
+        campaign_number(text) is not None
+    )
+
+
+def campaign_number(period_text: str | None) -> int | None:
+    """The campaign a period of the form `campaign <id>` names, else None."""
+    match = _CAMPAIGN.match((period_text or "").strip())
+    return int(match[1]) if match else None
+
+
+class BadCampaign(ValueError):
+    """A `campaign <id>` period naming no campaign."""
+
+
+@dataclass(frozen=True)
+class CampaignRef:
+    id: int
+    name: str
 
 
 @dataclass(frozen=True)
@@ -96,10 +118,20 @@ class Scores:
     ces: CesSummary
     choices: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # question, (option, count)
     drop_off: tuple[tuple[str, int], ...]  # question where sessions stopped, how many
+    invitations: int = 0  # campaign invitations sent in the period
+    invitations_answered: int = 0  # of those, how many customers completed the survey
 
     @property
     def completion_rate(self) -> float | None:
         return self.responses / self.started if self.started else None
+
+    @property
+    def response_rate(self) -> float | None:
+        """Of the campaign invitations sent in the period (each counted on its branch-local
+        day, under the branch the customer belonged to), the share whose customer completed
+        the campaign's survey through it, whenever that was; None without invitations. It
+        never exceeds one, and it may still grow after the period while invitees answer."""
+        return self.invitations_answered / self.invitations if self.invitations else None
 
     @property
     def csat_top2(self) -> float | None:
@@ -129,19 +161,28 @@ class Summary:
     previous: Scores
     branches: tuple[BranchScores, ...]  # ranked: by NPS, then CSAT; small samples last
     weeks: tuple[tuple[date, NpsSummary], ...]
-    invitations: int | None = None  # campaigns bring invitations; until then not applicable
+    campaign: CampaignRef | None = None  # a campaign's figures: its own sessions only
+
+    @property
+    def invitations(self) -> int:
+        return self.scores.invitations
 
     @property
     def small_sample(self) -> bool:
         return self.scores.responses < SMALL_SAMPLE
 
     def to_json(self) -> dict[str, Any]:
+        period: dict[str, Any] = {
+            "from": self.period.first.isoformat(),
+            "to": self.period.last.isoformat(),
+        }
+        if self.campaign is not None:
+            period["campaign"] = {"id": self.campaign.id, "name": self.campaign.name}
         return {
             "scope": str(self.scope),
-            "period": {"from": self.period.first.isoformat(), "to": self.period.last.isoformat()},
-            "invitations": self.invitations,
+            "period": period,
             **_scores_json(self.scores),
-            "previous": _scores_json(self.previous),
+            "previous": None if self.campaign is not None else _scores_json(self.previous),
             "branches": [
                 {"code": b.code, "name": b.name, "small_sample": b.small_sample}
                 | _scores_json(b.scores)
@@ -153,6 +194,9 @@ class Summary:
 def _scores_json(scores: Scores) -> dict[str, Any]:
     nps = scores.nps
     return {
+        "invitations": scores.invitations,
+        "invitations_answered": scores.invitations_answered,
+        "response_rate": scores.response_rate,
         "started": scores.started,
         "responses": scores.responses,
         "completion_rate": scores.completion_rate,
@@ -202,10 +246,21 @@ class Results:
         ) -> Summary | Refused:
             if problem:
                 return Refused(actor.member.locale, "usage")
-            asked = await staff_request(connection, actor, at, self._zone, scope_text, period_text)
-            if isinstance(asked, Refused):
-                return asked
-            return await self.summary(connection, *asked, actor.member.locale)
+            number = campaign_number(period_text)
+            if number is None:
+                asked = await staff_request(
+                    connection, actor, at, self._zone, scope_text, period_text
+                )
+                if isinstance(asked, Refused):
+                    return asked
+                return await self.summary(connection, *asked, actor.member.locale)
+            scoped = await staff_request(connection, actor, at, self._zone, scope_text, None)
+            if isinstance(scoped, Refused):
+                return scoped
+            org, scope, _period = scoped
+            return await self.campaign_summary(
+                connection, org, scope, number, at, actor.member.locale
+            )
 
         target = " ".join(args)[:80] or None
         return await self._staff.run_command(who, "results.read", body, target=target)
@@ -216,11 +271,20 @@ class Results:
         """The command line's figures: the whole bank unless a scope is named; audited."""
 
         async def work(connection: AsyncConnection) -> Summary:
+            number = campaign_number(period_text)
             org, scope, period = await operator_request(
-                connection, self._zone, scope_text, period_text
+                connection, self._zone, scope_text, None if number is not None else period_text
             )
-            await audit.append(connection, "system", "results.read", target=str(scope))
-            return await self.summary(connection, org, scope, period, locale)
+            target = str(scope) if number is None else f"{scope} campaign {number}"
+            await audit.append(connection, "system", "results.read", target=target)
+            if number is None:
+                return await self.summary(connection, org, scope, period, locale)
+            found = await self.campaign_summary(
+                connection, org, scope, number, datetime.now(UTC), locale
+            )
+            if isinstance(found, Refused):
+                raise BadCampaign(str(number))
+            return found
 
         return await self._db.run(work)
 
@@ -231,6 +295,58 @@ class Results:
         now_figures = await store.figures(connection, windows_for(branches, period))
         before = await store.figures(connection, windows_for(branches, period.previous()))
         surveys = await self._surveys(connection, now_figures, before)
+        return self._assemble(locale, scope, period, branches, now_figures, before, surveys)
+
+    async def campaign_summary(
+        self,
+        connection: AsyncConnection,
+        org: Org,
+        scope: Scope,
+        number: int,
+        at: datetime,
+        locale: str,
+    ) -> Summary | Refused:
+        """One campaign's figures in `scope`: the sessions its invitations opened and its
+        invitations, whenever they happened. A campaign reaching no branch of the scope is
+        refused as outside it; there is no previous period to compare with."""
+        campaign = await campaign_store.get(connection, number)
+        if campaign is None or campaign.setup is not None:
+            return Refused(locale, "unknown_campaign", {"number": number})
+        reach = set(org.branch_codes_within(Scope.parse(campaign.scope) or Scope("all")))
+        codes = [code for code in org.branch_codes_within(scope) if code in reach]
+        if not codes:
+            return Refused(locale, "scope")
+        branches = [org.branches[code] for code in codes]
+        zones: dict[str, list[int]] = defaultdict(list)
+        for branch in branches:
+            zones[branch.timezone].append(branch.id)
+        found = await invitations.campaign_figures(connection, number, sorted(zones.items()))
+        today = at.astimezone(self._zone).date()
+        first = (campaign.started_at or campaign.created_at).astimezone(self._zone).date()
+        end = campaign.expires_at.astimezone(self._zone).date() if campaign.expires_at else today
+        period = Period(first, max(first, min(today, end)))
+        return self._assemble(
+            locale,
+            scope,
+            period,
+            branches,
+            found,
+            store.Figures(),
+            await self._surveys(connection, found),
+            CampaignRef(campaign.id, campaign.name),
+        )
+
+    def _assemble(
+        self,
+        locale: str,
+        scope: Scope,
+        period: Period,
+        branches: list[Branch],
+        now_figures: store.Figures,
+        before: store.Figures,
+        surveys: dict[int, Survey],
+        campaign: CampaignRef | None = None,
+    ) -> Summary:
         split = now_figures.by_branch()
         per_branch = [
             BranchScores(
@@ -258,6 +374,7 @@ class Results:
             _scores(before, surveys, locale),
             tuple(ranked),
             _weeks(now_figures, period),
+            campaign,
         )
 
     async def _surveys(
@@ -312,9 +429,14 @@ async def operator_request(
 def split_arguments(args: list[str]) -> tuple[str | None, str | None, bool]:
     """(scope, period, wrong) from the command's words, in either order."""
     scope = period = None
-    words = list(args)
-    if words[:1] == ["campaign"]:
-        return None, None, True  # campaign results come with campaigns
+    words: list[str] = []
+    for word in args:  # `campaign 12` is one period
+        if words and words[-1].lower() == "campaign":
+            words[-1] = f"campaign {word}"
+        else:
+            words.append(word)
+    if any(w.lower().startswith("campaign") and campaign_number(w) is None for w in words):
+        return None, None, True
     for word in words:
         if looks_like_period(word) and period is None:
             period = word
@@ -383,6 +505,8 @@ def _scores(found: store.Figures, surveys: dict[int, Survey], locale: str) -> Sc
         ces=ces_of(ces),
         choices=tuple((q, tuple(c.most_common(3))) for q, c in sorted(choices.items())),
         drop_off=tuple(stopped.most_common()),
+        invitations=sum(found.invited.values()),
+        invitations_answered=sum(found.responded.values()),
     )
 
 

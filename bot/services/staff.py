@@ -927,8 +927,8 @@ class StaffAccess:
             result, details = "refused", {"reason": outcome.reason}
         elif isinstance(outcome, CodeNeeded):
             result, details = "step_up", {}
-        else:
-            result, details = "allowed", {}
+        else:  # an outcome may say more about what was done (an export: whom it named)
+            result, details = "allowed", dict(getattr(outcome, "audit_details", {}))
         await audit.append(
             connection,
             actor.ref,

@@ -50,13 +50,21 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("--name", help="the invitee's name, as staff lists will show it")
     results = commands.add_parser("results", help="print result figures, as /results shows")
     results.add_argument("--scope", help="all (default), a branch or region code")
-    results.add_argument("--period", help="7d, 30d (default), 2026-10 or 2026-10-01..2026-10-31")
+    results.add_argument(
+        "--period",
+        help="7d, 30d (default), 2026-10, 2026-10-01..2026-10-31 or 'campaign <id>'",
+    )
     results.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     export = commands.add_parser("export", help="write responses to a CSV or XLSX file")
     export.add_argument("--scope", help="all (default), a branch or region code")
     export.add_argument("--period", help="7d, 30d (default), 2026-10 or 2026-10-01..2026-10-31")
     export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     export.add_argument("--out", required=True, help="the file to write")
+    export.add_argument(
+        "--with-contacts",
+        action="store_true",
+        help="add name and phone for customers who agreed to be contacted (audited)",
+    )
     commands.add_parser("rebuild-rollups", help="recompute the results roll-ups from the answers")
     branches = commands.add_parser(
         "import-branches", help="create or update regions and branches from a CSV file"
@@ -135,7 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "results":
             return _run(lambda: _results(settings, args.scope, args.period, as_json=args.json))
         if args.command == "export":
-            return _run(lambda: _export(settings, args.scope, args.period, args.format, args.out))
+            return _run(
+                lambda: _export(
+                    settings,
+                    args.scope,
+                    args.period,
+                    args.format,
+                    args.out,
+                    contacts=args.with_contacts,
+                )
+            )
         if args.command == "rebuild-rollups":
             return _run(lambda: _rebuild_rollups(settings))
         if args.command == "import-branches":
@@ -265,15 +282,20 @@ async def _staff_invite(
 @contextlib.contextmanager
 def _figures_refused(scope: str | None, period: str | None) -> Iterator[None]:
     """A scope or period the results cannot use, as one sentence."""
-    from bot.services.results import BadPeriod, BadScope
+    from bot.services.results import BadCampaign, BadPeriod, BadScope
 
     try:
         yield
+    except BadCampaign:
+        raise SuaraError(
+            f"Period {period!r} names no campaign that reaches {scope or 'all'}."
+        ) from None
     except BadScope:
         raise SuaraError(f"There is no branch or region {scope!r}.") from None
     except BadPeriod:
         raise SuaraError(
-            f"Period {period!r} is not 7d, 30d, 2026-10 or 2026-10-01..2026-10-31."
+            f"Period {period!r} is not 7d, 30d, 2026-10, 2026-10-01..2026-10-31"
+            " or (for results) campaign <id>."
         ) from None
 
 
@@ -295,20 +317,36 @@ async def _results(
         print(json.dumps(figures, ensure_ascii=False, indent=2))
         return 0
     nps = figures["nps"]
+    campaign = figures["period"].get("campaign")
+    named = f", campaign {campaign['id']} ({campaign['name']})" if campaign else ""
     print(
-        f"Results for {figures['scope']}, {figures['period']['from']} to {figures['period']['to']}"
+        f"Results for {figures['scope']}{named}, "
+        f"{figures['period']['from']} to {figures['period']['to']}"
     )
     print(f"  responses {figures['responses']}, started {figures['started']}")
+    print(
+        f"  invitations {figures['invitations']}, answered {figures['invitations_answered']},"
+        f" response rate {figures['response_rate']}"
+    )
     print(f"  NPS {nps['score']} ({nps['promoters']}/{nps['passives']}/{nps['detractors']})")
     for line in figures["csat"]:
         print(f"  CSAT {line['question']} (1-{line['scale']}): mean {line['mean']}")
     for branch in figures["branches"]:
-        print(f"  {branch['code']}: {branch['responses']} responses, NPS {branch['nps']['score']}")
+        print(
+            f"  {branch['code']}: {branch['responses']} responses, NPS {branch['nps']['score']},"
+            f" {branch['invitations']} invitations, response rate {branch['response_rate']}"
+        )
     return 0
 
 
 async def _export(
-    settings: Settings, scope: str | None, period: str | None, fmt: str, out: str
+    settings: Settings,
+    scope: str | None,
+    period: str | None,
+    fmt: str,
+    out: str,
+    *,
+    contacts: bool = False,
 ) -> int:
     import shutil
 
@@ -317,11 +355,17 @@ async def _export(
     services = await open_services(settings)
     try:
         with _figures_refused(scope, period):
-            written = await services.exports.for_operator(scope, period, fmt)  # type: ignore[arg-type]
+            written = await services.exports.for_operator(
+                scope,
+                period,
+                fmt,  # type: ignore[arg-type]
+                contacts=contacts,
+            )
     finally:
         await services.db.dispose()
     shutil.move(written.path, out)
-    print(f"Wrote {written.rows} responses to {out}.")
+    named = f", naming {written.named} customers" if written.contacts else ""
+    print(f"Wrote {written.rows} responses to {out}{named}.")
     return 0
 
 

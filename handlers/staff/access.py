@@ -21,11 +21,13 @@ from telegram.ext import (
     filters,
 )
 
+from bot.services.exports import ExportFile
 from bot.services.staff import EnrolmentStarted, NotPending, Who
 from handlers.context import Context
 from handlers.staff import render
 from handlers.staff.campaigns import show_campaign
 from handlers.staff.common import delete, paced, show, who
+from handlers.staff.results import send_export
 
 PRIVATE = filters.ChatType.PRIVATE
 NOTING = "noting_secret_messages"  # chat_data: set once the enrolment messages are noted
@@ -95,7 +97,10 @@ async def code(update: Update, context: Context) -> None:
     if isinstance(outcome, NotPending):
         return
     await delete(context, update.effective_chat.id, [update.message.message_id])
-    await show_campaign(update, context, outcome, "")  # a step-up may have launched one
+    if isinstance(outcome, ExportFile):  # a step-up may have let an export name customers
+        await send_export(update, context, outcome)
+    else:
+        await show_campaign(update, context, outcome, "")  # or launched a campaign
     raise ApplicationHandlerStop
 
 

@@ -38,13 +38,14 @@ COMMANDS: tuple[StaffCommand, ...] = (
     StaffCommand(
         "results",
         "results.read",
-        "/results [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31]",
+        "/results [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31|campaign <id>]",
         N_("Results for your branches"),
     ),
     StaffCommand(
         "export",
         "export.read",
-        "/export [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31] [csv|xlsx]",
+        "/export [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31] [csv|xlsx] "
+        "[contacts]",
         N_("Responses as a CSV or XLSX file"),
     ),
     StaffCommand("surveys", "survey.list", "/surveys", N_("Surveys, versions and their branches")),

@@ -40,22 +40,30 @@ def summary_text(summary: Summary) -> str:
     s, p = summary.scores, summary.previous
     with use_locale(summary.locale):
         period = f"{summary.period.first.isoformat()} – {summary.period.last.isoformat()}"
-        lines = [
-            "<b>"
-            + _("Results for {scope}, {period}").format(
-                scope=render.scope_name(summary.scope), period=period
-            )
-            + "</b>",
-            _("Invitations: {value}").format(
-                value=_("not applicable")
-                if summary.invitations is None
-                else number(summary.invitations, 0)
-            ),
-            ngettext(
+        scope = render.scope_name(summary.scope)
+        campaign = summary.campaign
+        if campaign is None:
+            title = _("Results for {scope}, {period}").format(scope=scope, period=period)
+            responses = ngettext(
                 "{count} response (previous period: {before})",
                 "{count} responses (previous period: {before})",
                 s.responses,
-            ).format(count=number(s.responses, 0), before=number(p.responses, 0)),
+            ).format(count=number(s.responses, 0), before=number(p.responses, 0))
+        else:
+            title = _("Results for {scope}, campaign {number} “{name}”, {period}").format(
+                scope=scope, number=campaign.id, name=html.escape(campaign.name), period=period
+            )
+            responses = ngettext("{count} response", "{count} responses", s.responses).format(
+                count=number(s.responses, 0)
+            )
+        lines = [
+            "<b>" + title + "</b>",
+            ngettext(
+                "{count} invitation sent, response rate {rate}",
+                "{count} invitations sent, response rate {rate}",
+                s.invitations,
+            ).format(count=number(s.invitations, 0), rate=_share(s.response_rate)),
+            responses,
             _("Completion rate: {rate}").format(rate=_share(s.completion_rate)),
             _(
                 "NPS {score}{change}: {promoters} promoters, {passives} passives, "
@@ -115,6 +123,8 @@ def _branch_line(rank: int, code: str, name: str, scores: Scores, small: bool) -
         csat=_share(scores.csat_top2),
         count=number(scores.responses, 0),
     )
+    if scores.invitations:
+        text += ", " + _("response rate {rate}").format(rate=_share(scores.response_rate))
     if small:
         return "· " + text + " " + _("(small sample, not ranked)")
     return f"{rank}. {text}"
@@ -139,6 +149,11 @@ async def export(update: Update, context: Context) -> None:
     if not isinstance(outcome, ExportFile):
         await show(update, context, outcome, "export")
         return
+    await send_export(update, context, outcome)
+
+
+async def send_export(update: Update, context: Context, outcome: ExportFile) -> None:
+    """The export as a document, then gone from the disk (it may hold names and phones)."""
     assert update.effective_chat is not None
     try:
         with use_locale(outcome.locale):

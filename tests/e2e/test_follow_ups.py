@@ -25,7 +25,7 @@ Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 pytestmark = pytest.mark.usefixtures("bot")
 
 ROOT = Path(__file__).resolve().parents[2]
-PROMISE = ("follow up with you", "menghubungi Anda")
+PROMISE = ("Our team will review your answers", "Tim kami akan mempelajari jawaban Anda")
 TICK = 2.5  # seconds: longer than the follow-up job's interval
 
 

@@ -150,6 +150,14 @@ def test_defaults_are_filled_in() -> None:
     assert survey.question("resolved").value_range is None
 
 
+def test_the_question_about_being_contacted_is_the_last_yes_no() -> None:
+    survey = load_survey_file(FIXTURES / "valid" / "contact_consent.yaml")
+    assert survey.contact_question == "contact"
+    assert survey.question("contact").contact_consent
+    assert not survey.question("nps").contact_consent
+    assert load_survey_file(FIXTURES / "valid" / "all_types.yaml").contact_question is None
+
+
 def test_models_keep_definition_order_and_types() -> None:
     survey = load_survey_file(FIXTURES / "valid" / "all_types.yaml")
     assert [q.id for q in survey.questions][:3] == ["csat", "nps", "ces"]
