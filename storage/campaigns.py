@@ -331,7 +331,8 @@ async def counts(connection: AsyncConnection, campaign_id: int) -> dict[tuple[st
 
 
 def _own_sessions(campaign: Campaign) -> sa.Select:
-    """Sessions of the campaign's invitees on its pinned survey since it started."""
+    """Sessions of the campaign's invitees on its pinned survey since it started, however they
+    were opened: a reminder does not go to someone who answered through a branch's link."""
     invitees = sa.select(campaign_deliveries.c.customer_id).where(
         campaign_deliveries.c.campaign_id == campaign.id,
         campaign_deliveries.c.kind == INVITE,
@@ -344,10 +345,23 @@ def _own_sessions(campaign: Campaign) -> sa.Select:
     )
 
 
+def _answered(campaign: Campaign) -> sa.Select:
+    """Customers who completed a session opened from the campaign's invitation: its responses,
+    counted as results count them (`storage.invitations`)."""
+    return (
+        sa.select(survey_sessions.c.customer_id)
+        .where(
+            survey_sessions.c.campaign_id == campaign.id,
+            survey_sessions.c.status == "completed",
+        )
+        .distinct()
+    )
+
+
 async def responses(connection: AsyncConnection, campaign: Campaign) -> int:
-    """Invitees who completed the pinned survey since the campaign started."""
-    own = _own_sessions(campaign).where(survey_sessions.c.status == "completed").subquery()
-    count = await connection.scalar(sa.select(sa.func.count(sa.distinct(own.c.customer_id))))
+    """Invitees who completed the survey their invitation opened."""
+    own = _answered(campaign).subquery()
+    count = await connection.scalar(sa.select(sa.func.count()).select_from(own))
     return int(count or 0)
 
 
@@ -365,9 +379,9 @@ async def by_branch(
         )
         .group_by(customers.c.branch_id)
     )
-    own = _own_sessions(campaign).where(survey_sessions.c.status == "completed").subquery()
+    own = _answered(campaign).subquery()
     answered = (
-        sa.select(customers.c.branch_id, sa.func.count(sa.distinct(own.c.customer_id)))
+        sa.select(customers.c.branch_id, sa.func.count())
         .select_from(own.join(customers, customers.c.id == own.c.customer_id))
         .group_by(customers.c.branch_id)
     )
@@ -579,11 +593,10 @@ async def pending_count(connection: AsyncConnection, at: datetime) -> int:
 
 
 async def end_open_sessions(connection: AsyncConnection, campaign: Campaign) -> int:
-    """Close the sessions the campaign opened that are still open (its expiry)."""
-    own = _own_sessions(campaign).with_only_columns(survey_sessions.c.id)
+    """Close the sessions the campaign's invitations opened that are still open (its expiry)."""
     result = await connection.execute(
         sa.update(survey_sessions)
-        .where(survey_sessions.c.id.in_(own), survey_sessions.c.status == "open")
+        .where(survey_sessions.c.campaign_id == campaign.id, survey_sessions.c.status == "open")
         .values(status="abandoned", version=survey_sessions.c.version + 1)
     )
     return result.rowcount
