@@ -167,6 +167,18 @@ async def resolve(
     return result.rowcount == 1
 
 
+async def forget_notes(connection: AsyncConnection, customer_id: int) -> int:
+    """Drop the notes staff wrote about a customer's responses (their erasure); the follow-ups
+    themselves stay, anonymous, as the answers do."""
+    owned = sa.select(survey_sessions.c.id).where(survey_sessions.c.customer_id == customer_id)
+    result = await connection.execute(
+        sa.update(follow_ups)
+        .where(follow_ups.c.session_id.in_(owned), follow_ups.c.note.is_not(None))
+        .values(note=None)
+    )
+    return result.rowcount
+
+
 async def _claim(
     connection: AsyncConnection,
     condition: sa.ColumnElement[bool],

@@ -20,6 +20,7 @@ from bot.services.surveys import SurveyCatalog
 from bot.wiring.config import Settings
 from storage import audit
 from storage import customers as customer_store
+from storage import follow_ups as follow_up_store
 from storage import sessions as session_store
 from storage.db import Database
 from storage.models import now
@@ -99,6 +100,7 @@ class PersonalData:
         return True
 
     async def _erase(self, connection: AsyncConnection, customer_id: int) -> None:
+        await follow_up_store.forget_notes(connection, customer_id)
         await session_store.detach_customer(connection, customer_id)
         await customer_store.anonymise(connection, customer_id)
 

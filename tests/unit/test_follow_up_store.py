@@ -6,14 +6,17 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import sqlalchemy as sa
+
 from bot.devtools.example import load_example
 from bot.services.follow_up import follow_up_promised
+from bot.services.personal_data import PersonalData
 from storage import customers as customer_store
 from storage import follow_ups as store
 from storage import orgs, sessions, surveys
 from storage import staff as staff_store
 from storage.db import Database
-from storage.models import now
+from storage.models import follow_ups, now
 
 
 async def _branches(db: Database) -> dict[str, int]:
@@ -111,3 +114,23 @@ async def test_the_promise_costs_one_quick_query(db: Database) -> None:
             assert not await follow_up_promised(connection, ids["JKT01"])
         each = (time.perf_counter() - start) / 200
     assert each < 0.005, f"{each * 1000:.2f} ms per check"
+
+
+async def test_a_customers_erasure_drops_the_notes_about_their_responses(db: Database) -> None:
+    ids = await _branches(db)
+    theirs = await _follow_up(db, ids["JKT01"], 201, timedelta(hours=2))
+    others = await _follow_up(db, ids["JKT01"], 202, timedelta(hours=2))
+    resolver = await _staff(db, 9, "viewer", "all")
+    async with db.transaction() as connection:
+        for follow_up_id in (theirs, others):
+            await store.resolve(connection, follow_up_id, resolver, "Called back at 0812", now())
+    # `settings` is read only by retention; erasure needs the database alone.
+    erased = await PersonalData(db, None, None).erase(201)  # type: ignore[arg-type]
+    assert erased
+    async with db.transaction() as connection:
+        kept = {f: (await store.get(connection, f)) for f in (theirs, others)}
+        notes = dict(
+            (await connection.execute(sa.select(follow_ups.c.id, follow_ups.c.note))).all()
+        )
+    assert kept[theirs] is not None and kept[theirs].status == store.RESOLVED
+    assert notes == {theirs: None, others: "Called back at 0812"}
