@@ -197,19 +197,36 @@ answers = sa.Table(
 # Results read counts, not rows: per branch-local day, survey version, metric (started,
 # completed, nps, rating, ces, choice), question and value. Kept in the transaction that
 # starts or completes a session, and rebuilt exactly from sessions and answers by
-# `run_bot.py rebuild-rollups`. The day leads the key, as periods select days first.
-rollups = sa.Table(
-    "rollups",
-    metadata,
-    sa.Column("day", sa.Date, nullable=False),
-    sa.Column("branch_id", sa.Integer, nullable=False),
-    sa.Column("survey_id", sa.Integer, nullable=False),
-    sa.Column("metric", sa.String(12), nullable=False),
-    sa.Column("question_id", sa.String(24), nullable=False),
-    sa.Column("value", sa.String(32), nullable=False),
-    sa.Column("count", sa.Integer, nullable=False),
-    sa.PrimaryKeyConstraint("day", "branch_id", "survey_id", "metric", "question_id", "value"),
-)
+# `run_bot.py rebuild-rollups`. `rollup_weeks` holds the same counts per branch-local ISO week
+# (`day` is its Monday), so a period reads whole weeks there and only its edge days here. The
+# branch leads the key and the rows are stored in key order (SQLite: WITHOUT ROWID; PostgreSQL:
+# the count rides in the key's index), so a scope reads each branch's run of days in one sweep.
+def _rollup_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("branch_id", sa.Integer, nullable=False),
+        sa.Column("survey_id", sa.Integer, nullable=False),
+        sa.Column("metric", sa.String(12), nullable=False),
+        sa.Column("question_id", sa.String(24), nullable=False),
+        sa.Column("value", sa.String(32), nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint(
+            "branch_id",
+            "day",
+            "survey_id",
+            "metric",
+            "question_id",
+            "value",
+            postgresql_include=["count"],
+        ),
+        sqlite_with_rowid=False,
+    )
+
+
+rollups = _rollup_table("rollups")
+rollup_weeks = _rollup_table("rollup_weeks")
 
 processed_updates = sa.Table(
     "processed_updates",

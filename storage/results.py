@@ -1,11 +1,13 @@
-"""The counts behind results, read from daily roll-ups so a summary moves counts, not rows.
+"""The counts behind results, read from roll-ups so a summary moves counts, not rows.
 
 A roll-up row counts one thing on one branch-local day: sessions started or completed, or
-answers of one value to one question of one survey version. The rows are kept in the
-transaction that starts or completes a session (`record_start`, `record_completion`) and
-can be rebuilt exactly from sessions and answers (`rebuild`), which is also how tests prove
-they agree. Drop-off (how far unfinished sessions got) is read from the sessions themselves:
-it changes as customers go on. The formulas live in `flows.scoring`.
+answers of one value to one question of one survey version. The same counts are kept per
+branch-local ISO week, so a period reads its whole weeks from the weekly rows and only the
+days at its edges from the daily ones. Both are kept in the transaction that starts or
+completes a session (`record_start`, `record_completion`) and can be rebuilt exactly from
+sessions and answers (`rebuild`), which is also how tests prove they agree.
+Drop-off (how far unfinished sessions got) is read from the sessions themselves: it changes
+as customers go on. The formulas live in `flows.scoring`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import answers, branches, rollups, survey_sessions
+from storage.models import answers, branches, rollup_weeks, rollups, survey_sessions
 from storage.prepared import Prepared
 
 COMPLETED = "completed"  # storage.sessions' status; that module imports this one
@@ -83,24 +85,36 @@ class Figures:
 # -- keeping roll-ups -----------------------------------------------------------------------
 
 
+def week_of(day: date) -> date:
+    """The Monday that starts `day`'s ISO week: the weekly roll-ups' day."""
+    return day - timedelta(days=day.weekday())
+
+
 @cache
-def _add_statement(dialect: str) -> Any:
+def _add_statement(table: sa.Table, dialect: str) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(rollups)
+    statement = module.insert(table)
     return statement.on_conflict_do_update(
-        index_elements=list(KEY), set_={"count": rollups.c.count + statement.excluded["count"]}
+        index_elements=list(KEY), set_={"count": table.c.count + statement.excluded["count"]}
     )
 
 
-_ADD = Prepared(_add_statement)
+_ADD_DAYS = Prepared(lambda dialect: _add_statement(rollups, dialect))
+_ADD_WEEKS = Prepared(lambda dialect: _add_statement(rollup_weeks, dialect))
 _ZONE = Prepared(sa.select(branches.c.timezone).where(branches.c.id == sa.bindparam("branch_id")))
 
 
+def _params(counts: Counter[Row]) -> list[dict[str, Any]]:
+    return [dict(zip(KEY, key, strict=True), count=count) for key, count in counts.items()]
+
+
 async def _add(connection: AsyncConnection, counts: Counter[Row]) -> None:
-    await _ADD.many(
-        connection,
-        [dict(zip(KEY, key, strict=True), count=count) for key, count in counts.items()],
-    )
+    """Add `counts` to their days and to their weeks."""
+    weeks: Counter[Row] = Counter()
+    for (day, *rest), count in counts.items():
+        weeks[(week_of(day), *rest)] += count  # type: ignore[arg-type]
+    await _ADD_DAYS.many(connection, _params(counts))
+    await _ADD_WEEKS.many(connection, _params(weeks))
 
 
 async def _local_day(connection: AsyncConnection, branch_id: int, at: datetime) -> date:
@@ -152,6 +166,7 @@ def _values(kind: str, value: Any) -> list[str]:
 async def rebuild(connection: AsyncConnection) -> int:
     """Recompute every roll-up from sessions and answers; returns how many rows there are."""
     await connection.execute(sa.delete(rollups))
+    await connection.execute(sa.delete(rollup_weeks))
     zones: dict[str, list[int]] = {}
     for branch_id, zone in await connection.execute(sa.select(branches.c.id, branches.c.timezone)):
         zones.setdefault(zone, []).append(branch_id)
@@ -238,60 +253,128 @@ def _date(value: Any) -> date:
 # -- reading --------------------------------------------------------------------------------
 
 
+def spans(first: date, last: date) -> list[tuple[sa.Table, date, date]]:
+    """Local days [first, last] as roll-up ranges: the ISO weeks wholly inside them from
+    `rollup_weeks` (by their Mondays), the days before and after those weeks from `rollups`."""
+    monday = first + timedelta(days=-first.weekday() % 7)
+    sunday = last - timedelta(days=(last.weekday() + 1) % 7)
+    if sunday < monday:
+        return [(rollups, first, last)]
+    found = [(rollup_weeks, monday, sunday - timedelta(days=6))]
+    if first < monday:
+        found.append((rollups, first, monday - timedelta(days=1)))
+    if sunday < last:
+        found.append((rollups, sunday + timedelta(days=1), last))
+    return found
+
+
+def _days_by_branches(windows: Sequence[Window]) -> dict[tuple[date, date], list[int]]:
+    """The branches of `windows` by their local days (every zone's are the same days)."""
+    found: dict[tuple[date, date], list[int]] = {}
+    for w in windows:
+        if w.branch_ids:
+            found.setdefault((w.first, w.last), []).extend(w.branch_ids)
+    return found
+
+
 async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Figures:
     """Everything a summary needs over `windows`: roll-ups, and drop-off from sessions."""
-    found = Figures()
-    windows = [w for w in windows if w.branch_ids]
-    if not windows:
-        return found
-    ids = [branch for w in windows for branch in w.branch_ids]
-    first, last = min(w.first for w in windows), max(w.last for w in windows)
-    r = rollups.c
-    chosen = sa.and_(r.day >= first, r.day <= last, r.branch_id.in_(ids))
-    total = sa.func.sum(r.count)
-    for branch, survey, metric, question, value, count in await connection.execute(
-        sa.select(r.branch_id, r.survey_id, r.metric, r.question_id, r.value, total)
-        .where(chosen)
-        .group_by(r.branch_id, r.survey_id, r.metric, r.question_id, r.value)
-    ):
-        count = int(count)
-        if metric == "started":
-            found.started[branch] += count
-        elif metric == "completed":
-            found.completed[branch] += count
-        elif metric in SCORED:
-            found.scores[branch, survey, question, metric, int(value)] += count
-        else:
-            found.choices[branch, survey, question, value] += count
-    for day, value, count in await connection.execute(
-        sa.select(r.day, r.value, total).where(chosen, r.metric == "nps").group_by(r.day, r.value)
-    ):
-        found.nps_days[_date(day), int(value)] += int(count)
+    return (await figures_of(connection, [windows]))[0]
 
+
+async def figures_of(
+    connection: AsyncConnection, periods: Sequence[Sequence[Window]]
+) -> list[Figures]:
+    """`figures` for several periods (a period and the one before it), each in one query per
+    kind of count: the roll-ups of all periods, drop-off of all periods, and the NPS trend of
+    the first period."""
+    found = [Figures() for _ in periods]
+    r = rollups.c
+    parts = [
+        sa.select(
+            sa.literal(index).label("period"),
+            table.c.branch_id,
+            table.c.survey_id,
+            table.c.metric,
+            table.c.question_id,
+            table.c.value,
+            table.c.count,
+        ).where(table.c.branch_id.in_(ids), table.c.day.between(since, until))
+        for index, windows in enumerate(periods)
+        for (first, last), ids in _days_by_branches(windows).items()
+        for table, since, until in spans(first, last)
+    ]
+    if not parts:
+        return found
+    every = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    keys = (every.c.period, every.c.branch_id, every.c.survey_id, every.c.metric)
+    keys += (every.c.question_id, every.c.value)
+    for index, branch, survey, metric, question, value, count in await connection.execute(
+        sa.select(*keys, sa.func.sum(every.c.count)).group_by(*keys)
+    ):
+        into, count = found[index], int(count)
+        if metric == "started":
+            into.started[branch] += count
+        elif metric == "completed":
+            into.completed[branch] += count
+        elif metric in SCORED:
+            into.scores[branch, survey, question, metric, int(value)] += count
+        elif metric in CHOSEN:
+            into.choices[branch, survey, question, value] += count
+
+    trend = [
+        sa.select(r.day, r.value, r.count).where(
+            r.branch_id.in_(ids), r.day.between(first, last), r.metric == "nps"
+        )
+        for (first, last), ids in _days_by_branches(periods[0]).items()
+    ]
+    if trend:
+        days = sa.union_all(*trend).subquery() if len(trend) > 1 else trend[0].subquery()
+        for day, value, count in await connection.execute(
+            sa.select(days.c.day, days.c.value, sa.func.sum(days.c.count)).group_by(
+                days.c.day, days.c.value
+            )
+        ):
+            found[0].nps_days[_date(day), int(value)] += int(count)
+
+    await _drop_off(connection, periods, found)
+    return found
+
+
+async def _drop_off(
+    connection: AsyncConnection, periods: Sequence[Sequence[Window]], found: list[Figures]
+) -> None:
+    """How far the unfinished sessions started within each period got."""
+    windows = [(index, w) for index, ws in enumerate(periods) for w in ws if w.branch_ids]
+    if not windows:
+        return
     sessions = survey_sessions.c
-    # The overall range first, so the partial index of unfinished sessions serves the query;
-    # each zone's own window then picks its branches' rows.
-    started = sa.and_(
-        sessions.started_at >= min(w.since for w in windows),
-        sessions.started_at < max(w.until for w in windows),
-        UNFINISHED,
-    ) & sa.or_(
-        *(
+    within = [
+        (
             sa.and_(
                 sessions.branch_id.in_(w.branch_ids),
                 sessions.started_at >= w.since,
                 sessions.started_at < w.until,
-            )
-            for w in windows
+            ),
+            index,
         )
+        for index, w in windows
+    ]
+    period = sa.case(*within)
+    # The overall range first, so the partial index of unfinished sessions serves the query;
+    # each window then picks its branches' rows.
+    started = sa.and_(
+        sessions.started_at >= min(w.since for _index, w in windows),
+        sessions.started_at < max(w.until for _index, w in windows),
+        UNFINISHED,
+        sessions.reached.is_not(None),
+        sa.or_(*(inside for inside, _index in within)),
     )
-    for branch, survey, reached, count in await connection.execute(
-        sa.select(sessions.branch_id, sessions.survey_id, sessions.reached, sa.func.count())
-        .where(started, sessions.reached.is_not(None))
-        .group_by(sessions.branch_id, sessions.survey_id, sessions.reached)
+    keys = (period.label("period"), sessions.branch_id, sessions.survey_id, sessions.reached)
+    for index, branch, survey, reached, count in await connection.execute(
+        sa.select(*keys, sa.func.count()).where(started).group_by(*keys)
     ):
-        found.stopped[branch, survey, reached] = int(count)
-    return found
+        found[index].stopped[branch, survey, reached] += int(count)
 
 
 # -- responses, one by one, for exports -------------------------------------------------------
