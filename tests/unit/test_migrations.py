@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from storage.db import Database, alembic_config
-from storage.models import metadata
+from storage.models import metadata, rollup_weeks, rollups
+from storage.results import week_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,3 +91,45 @@ async def test_the_alembic_command_reads_database_url(empty_database_url: str) -
         "Setting DATABASE_URL is invalid: must start with sqlite+aiosqlite:// or "
         "postgresql+asyncpg://."
     )
+
+
+async def test_weekly_rollups_are_summed_from_the_daily_ones(empty_database_url: str) -> None:
+    """Upgrading sums the existing daily roll-ups into ISO weeks (Monday first), across a
+    year's end, exactly as the answer path keeps them."""
+    database = Database(empty_database_url)
+    days = [date(2026, 12, 27), date(2026, 12, 28), date(2026, 12, 31), date(2027, 1, 3)]
+    days += [date(2027, 1, 4), date(2026, 11, 30)]
+    try:
+        await database.upgrade("0007")
+        async with database.engine.begin() as connection:
+            for n, day in enumerate(days):
+                for metric, value in (("completed", ""), ("nps", "9")):
+                    await connection.execute(
+                        sa.text(
+                            "INSERT INTO rollups (day, branch_id, survey_id, metric,"
+                            " question_id, value, count) VALUES (:day, 1, 1, :metric, :q, :v, :n)"
+                        ),
+                        {
+                            "day": day,
+                            "metric": metric,
+                            "q": "q" if value else "",
+                            "v": value,
+                            "n": n + 1,
+                        },
+                    )
+        await database.upgrade()
+        async with database.engine.connect() as connection:
+            weeks = {
+                (row.day, row.metric): row.count
+                for row in await connection.execute(sa.select(rollup_weeks))
+            }
+            daily = await connection.execute(sa.select(sa.func.count()).select_from(rollups))
+        expected: Counter[tuple[date, str]] = Counter()
+        for n, day in enumerate(days):
+            for metric in ("completed", "nps"):
+                expected[week_of(day), metric] += n + 1
+        assert weeks == dict(expected)
+        assert weeks[date(2026, 12, 28), "nps"] == 2 + 3 + 4  # Mon 28 Dec to Sun 3 Jan
+        assert daily.scalar() == 2 * len(days)
+    finally:
+        await database.dispose()

@@ -4,7 +4,9 @@ WIT and one in WIB on the same UTC day, and erased customers."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import random
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot.devtools.example import load_example
-from bot.services.access import Scope
-from bot.services.results import BadPeriod, Period, Results
+from bot.services.access import Org, Scope
+from bot.services.results import BadPeriod, Period, Results, windows_for
 from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from flows.schema import load_survey, localized
@@ -21,7 +23,8 @@ from storage import orgs
 from storage import results as rollups
 from storage.crypto import Keyring
 from storage.db import Database
-from storage.models import answers, customers, survey_sessions
+from storage.models import answers, customers, rollup_weeks, survey_sessions
+from storage.results import Figures
 
 ROOT = Path(__file__).resolve().parents[2]
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -190,3 +193,106 @@ async def test_figures_match_hand_computed_ones(fixture: tuple[Results, Fixture,
 def _question(question_id: str) -> str:
     survey = load_survey((ROOT / "surveys" / "branch_service.yaml").read_text())
     return localized(survey.question(question_id).text, "en", "id")
+
+
+def test_periods_read_whole_weeks_and_their_edge_days() -> None:
+    """Every local day of a period is read exactly once: from the weekly row of a week wholly
+    inside it, or from its daily row."""
+    for start in range(14):  # every weekday, twice
+        first = date(2026, 10, 19) + timedelta(days=start)
+        for days in range(1, 46):
+            last = first + timedelta(days=days - 1)
+            covered: list[date] = []
+            for table, since, until in rollups.spans(first, last):
+                if table is rollup_weeks:
+                    assert since.weekday() == 0 and until.weekday() == 0
+                    mondays = range(0, (until - since).days + 1, 7)
+                    covered += [since + timedelta(days=d + k) for d in mondays for k in range(7)]
+                else:
+                    covered += [since + timedelta(days=d) for d in range((until - since).days + 1)]
+            expected = [first + timedelta(days=d) for d in range(days)]
+            assert sorted(covered) == expected
+            assert any(t is rollup_weeks for t, _a, _b in rollups.spans(first, last)) == (
+                days >= 7 + (-first.weekday() % 7)
+            )
+
+
+def _raw_figures(raw: Counter[rollups.Row], ids: set[int], first: date, last: date) -> Figures:
+    """Figures summed straight from raw-table counts of the days [first, last]."""
+    found = Figures()
+    for (day, branch, survey, metric, question, value), count in raw.items():
+        if branch not in ids or not first <= day <= last:
+            continue
+        if metric == "started":
+            found.started[branch] += count
+        elif metric == "completed":
+            found.completed[branch] += count
+        elif metric in rollups.SCORED:
+            found.scores[branch, survey, question, metric, int(value)] += count
+        else:
+            found.choices[branch, survey, question, value] += count
+    return found
+
+
+async def test_weekly_and_daily_rollups_agree_with_raw_counts_over_any_period(
+    fixture: tuple[Results, Fixture, int, int],
+) -> None:
+    """Responses around local midnights in WIB, WITA and WIT over six weeks that cross a month:
+    every period, starting and ending on any weekday, reads from weekly and daily roll-ups
+    exactly what the raw sessions and answers give."""
+    _results, add, v1, v2 = fixture
+    rnd = random.Random(12)
+    begin = utc(2026, 10, 10)
+    for _ in range(90):
+        hour = rnd.choice((14, 15, 16, 17, 3, 9)) if rnd.random() < 0.7 else rnd.randrange(24)
+        started = begin + timedelta(days=rnd.randrange(42), hours=hour, minutes=rnd.randrange(60))
+        branch, survey = rnd.choice(("JKT01", "BDG01", "MKS01", "JYP01")), rnd.choice((v1, v2))
+        if rnd.random() < 0.25:
+            await add.session(branch, survey, started, reached=rnd.choice(("csat", "nps")))
+            continue
+        done = started + timedelta(minutes=rnd.choice((2, 50)))
+        values = {
+            "csat": rnd.randint(1, 5),
+            "nps": rnd.choice((None, rnd.randint(0, 10))),
+            "main_reason": rnd.choice((None, "staff", "waiting")),
+        }
+        await add.session(branch, survey, started, completed=done, values=values)
+
+    async with add.db.transaction() as connection:
+        await rollups.rebuild(connection)
+        org = Org.of(await orgs.all_regions(connection), await orgs.all_branches(connection))
+        raw: Counter[rollups.Row] = Counter()
+        for zone in {b.timezone for b in org.branches.values()}:
+            ids = [b.id for b in org.branches.values() if b.timezone == zone]
+            raw += await rollups.raw_counts(connection, zone, ids)
+        assert await connection.scalar(sa.select(sa.func.count()).select_from(rollup_weeks))
+
+    periods = [
+        Period(date(2026, 10, 14), date(2026, 11, 12)),  # Wednesday to Thursday, 30 days
+        Period(date(2026, 11, 1), date(2026, 11, 30)),  # a month: Sunday to Monday
+        Period(date(2026, 10, 19), date(2026, 11, 1)),  # two whole weeks, Monday to Sunday
+        Period(date(2026, 10, 31), date(2026, 11, 1)),  # across the month, no whole week
+        Period(date(2026, 10, 20), date(2026, 10, 25)),  # Tuesday to Sunday
+        Period(date(2026, 10, 26), date(2026, 10, 26)),  # one Monday
+    ]
+    scopes = [list(org.branches.values()), [org.branches["JYP01"]], [org.branches["MKS01"]]]
+    async with add.db.engine.connect() as connection:
+        for period in periods:
+            for branches in scopes:
+                ids = {b.id for b in branches}
+                now, before = await rollups.figures_of(
+                    connection,
+                    [windows_for(branches, period), windows_for(branches, period.previous())],
+                )
+                previous = period.previous()
+                expected_now = _raw_figures(raw, ids, period.first, period.last)
+                expected_before = _raw_figures(raw, ids, previous.first, previous.last)
+                for field in ("started", "completed", "scores", "choices"):
+                    assert getattr(now, field) == getattr(expected_now, field), (period, field)
+                    assert getattr(before, field) == getattr(expected_before, field), period
+                nps_days: Counter[tuple[date, int]] = Counter()
+                for (day, branch, _s, metric, _q, value), count in raw.items():
+                    if metric == "nps" and branch in ids and period.first <= day <= period.last:
+                        nps_days[day, int(value)] += count
+                assert now.nps_days == nps_days and not before.nps_days
+    assert sum(raw[key] for key in raw if key[3] == "completed") > 50
