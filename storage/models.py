@@ -194,6 +194,7 @@ answers = sa.Table(
     sa.UniqueConstraint("session_id", "question_id", name="uq_answers_session_question"),
 )
 
+
 # Results read counts, not rows: per branch-local day, survey version, metric (started,
 # completed, nps, rating, ces, choice), question and value. Kept in the transaction that
 # starts or completes a session, and rebuilt exactly from sessions and answers by
@@ -215,8 +216,8 @@ def _rollup_table(name: str) -> sa.Table:
         sa.PrimaryKeyConstraint(
             "branch_id",
             "day",
-            "survey_id",
             "metric",
+            "survey_id",
             "question_id",
             "value",
             postgresql_include=["count"],

@@ -67,7 +67,10 @@ class Figures:
         split: dict[int, Figures] = {}
 
         def part(branch: int) -> Figures:
-            return split.setdefault(branch, Figures())
+            found = split.get(branch)
+            if found is None:
+                found = split[branch] = Figures()
+            return found
 
         for branch, count in self.started.items():
             part(branch).started[branch] = count
@@ -253,18 +256,27 @@ def _date(value: Any) -> date:
 # -- reading --------------------------------------------------------------------------------
 
 
-def spans(first: date, last: date) -> list[tuple[sa.Table, date, date]]:
-    """Local days [first, last] as roll-up ranges: the ISO weeks wholly inside them from
-    `rollup_weeks` (by their Mondays), the days before and after those weeks from `rollups`."""
-    monday = first + timedelta(days=-first.weekday() % 7)
-    sunday = last - timedelta(days=(last.weekday() + 1) % 7)
-    if sunday < monday:
-        return [(rollups, first, last)]
-    found = [(rollup_weeks, monday, sunday - timedelta(days=6))]
-    if first < monday:
-        found.append((rollups, first, monday - timedelta(days=1)))
-    if sunday < last:
-        found.append((rollups, sunday + timedelta(days=1), last))
+def spans(first: date, last: date) -> list[tuple[sa.Table, date, date, int]]:
+    """Local days [first, last] as roll-up ranges to add (1) or take away (-1), for the fewest
+    rows: each ISO week wholly or mostly (5 or 6 days) inside from `rollup_weeks` by its
+    Monday, less the daily rows of its days outside; the days of other weeks from `rollups`."""
+    weeks: list[date] = []
+    found: list[tuple[sa.Table, date, date, int]] = []
+    monday = week_of(first)
+    while monday <= last:
+        sunday = monday + timedelta(days=6)
+        since, until = max(monday, first), min(sunday, last)
+        if (until - since).days + 1 >= 5:
+            weeks.append(monday)
+            if monday < since:
+                found.append((rollups, monday, since - timedelta(days=1), -1))
+            if until < sunday:
+                found.append((rollups, until + timedelta(days=1), sunday, -1))
+        else:
+            found.append((rollups, since, until, 1))
+        monday += timedelta(days=7)
+    if weeks:  # whole weeks are the middle ones, so they follow each other
+        found.insert(0, (rollup_weeks, weeks[0], weeks[-1], 1))
     return found
 
 
@@ -298,19 +310,20 @@ async def figures_of(
             table.c.metric,
             table.c.question_id,
             table.c.value,
-            table.c.count,
+            (table.c.count if sign > 0 else -table.c.count).label("count"),
         ).where(table.c.branch_id.in_(ids), table.c.day.between(since, until))
         for index, windows in enumerate(periods)
         for (first, last), ids in _days_by_branches(windows).items()
-        for table, since, until in spans(first, last)
+        for table, since, until, sign in spans(first, last)
     ]
     if not parts:
         return found
     every = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     keys = (every.c.period, every.c.branch_id, every.c.survey_id, every.c.metric)
     keys += (every.c.question_id, every.c.value)
+    total = sa.func.sum(every.c.count)
     for index, branch, survey, metric, question, value, count in await connection.execute(
-        sa.select(*keys, sa.func.sum(every.c.count)).group_by(*keys)
+        sa.select(*keys, total).group_by(*keys).having(total != 0)  # days taken away: 0
     ):
         into, count = found[index], int(count)
         if metric == "started":

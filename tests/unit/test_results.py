@@ -196,25 +196,27 @@ def _question(question_id: str) -> str:
 
 
 def test_periods_read_whole_weeks_and_their_edge_days() -> None:
-    """Every local day of a period is read exactly once: from the weekly row of a week wholly
-    inside it, or from its daily row."""
+    """Every local day of a period is counted exactly once: from the weekly row of a week
+    inside it (less the daily rows of that week's days outside), or from its daily row."""
     for start in range(14):  # every weekday, twice
         first = date(2026, 10, 19) + timedelta(days=start)
         for days in range(1, 46):
             last = first + timedelta(days=days - 1)
-            covered: list[date] = []
-            for table, since, until in rollups.spans(first, last):
-                if table is rollup_weeks:
-                    assert since.weekday() == 0 and until.weekday() == 0
-                    mondays = range(0, (until - since).days + 1, 7)
-                    covered += [since + timedelta(days=d + k) for d in mondays for k in range(7)]
-                else:
-                    covered += [since + timedelta(days=d) for d in range((until - since).days + 1)]
-            expected = [first + timedelta(days=d) for d in range(days)]
-            assert sorted(covered) == expected
-            assert any(t is rollup_weeks for t, _a, _b in rollups.spans(first, last)) == (
-                days >= 7 + (-first.weekday() % 7)
+            covered: Counter[date] = Counter()
+            for table, since, until, sign in rollups.spans(first, last):
+                step = 7 if table is rollup_weeks else 1
+                length = 7 if table is rollup_weeks else 1
+                assert since <= until and (step == 1 or since.weekday() == until.weekday() == 0)
+                for d in range(0, (until - since).days + 1, step):
+                    for k in range(length):
+                        covered[since + timedelta(days=d + k)] += sign
+            expected = Counter(first + timedelta(days=d) for d in range(days))
+            assert +covered == expected and -covered == Counter(), (first, last)
+            units = sum(
+                (u - s).days // 7 + 1 if t is rollup_weeks else (u - s).days + 1
+                for t, s, u, _sign in rollups.spans(first, last)
             )
+            assert units <= days and units <= (days + 6) // 7 + 8  # fewer rows than days
 
 
 def _raw_figures(raw: Counter[rollups.Row], ids: set[int], first: date, last: date) -> Figures:

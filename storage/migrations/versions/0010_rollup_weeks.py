@@ -44,7 +44,7 @@ def _replace_daily(key: tuple[str, ...], *, clustered: bool) -> None:
     op.drop_table("rollups_before")
 
 
-BRANCH_FIRST = ("branch_id", "day", "survey_id", "metric", "question_id", "value")
+BRANCH_FIRST = ("branch_id", "day", "metric", "survey_id", "question_id", "value")
 DAY_FIRST = ("day", "branch_id", "survey_id", "metric", "question_id", "value")
 
 
