@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.models import answers, branches, rollup_weeks, rollups, survey_sessions
 from storage.prepared import Prepared
@@ -185,6 +185,20 @@ async def rebuild(connection: AsyncConnection) -> int:
         await _add(connection, counts)
         total += len(counts)
     return total
+
+
+async def settle(engine: AsyncEngine) -> None:
+    """Refresh the planner's statistics of the roll-ups after a rebuild; on PostgreSQL also
+    vacuum them, so that reads are answered from the key's index alone (autovacuum would,
+    later). Runs outside any transaction, as VACUUM must."""
+    async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            free = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await free.exec_driver_sql("VACUUM (ANALYZE) rollups, rollup_weeks")
+        else:
+            await connection.exec_driver_sql("ANALYZE rollups")
+            await connection.exec_driver_sql("ANALYZE rollup_weeks")
+            await connection.commit()
 
 
 async def raw_counts(
@@ -363,35 +377,32 @@ async def figures_of(
 async def _drop_off(
     connection: AsyncConnection, periods: Sequence[Sequence[Window]], found: list[Figures]
 ) -> None:
-    """How far the unfinished sessions started within each period got."""
-    windows = [(index, w) for index, ws in enumerate(periods) for w in ws if w.branch_ids]
-    if not windows:
-        return
+    """How far the unfinished sessions started within each period got: one range of the
+    index of unfinished sessions per branch, zone and period."""
     sessions = survey_sessions.c
-    within = [
-        (
-            sa.and_(
-                sessions.branch_id.in_(w.branch_ids),
-                sessions.started_at >= w.since,
-                sessions.started_at < w.until,
-            ),
-            index,
+    parts = [
+        sa.select(
+            sa.literal(index).label("period"),
+            sessions.branch_id,
+            sessions.survey_id,
+            sessions.reached,
+        ).where(
+            sessions.branch_id.in_(w.branch_ids),
+            sessions.started_at >= w.since,
+            sessions.started_at < w.until,
+            UNFINISHED,
+            sessions.reached.is_not(None),
         )
-        for index, w in windows
+        for index, windows in enumerate(periods)
+        for w in windows
+        if w.branch_ids
     ]
-    period = sa.case(*within)
-    # The overall range first, so the partial index of unfinished sessions serves the query;
-    # each window then picks its branches' rows.
-    started = sa.and_(
-        sessions.started_at >= min(w.since for _index, w in windows),
-        sessions.started_at < max(w.until for _index, w in windows),
-        UNFINISHED,
-        sessions.reached.is_not(None),
-        sa.or_(*(inside for inside, _index in within)),
-    )
-    keys = (period.label("period"), sessions.branch_id, sessions.survey_id, sessions.reached)
+    if not parts:
+        return
+    every = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    keys = (every.c.period, every.c.branch_id, every.c.survey_id, every.c.reached)
     for index, branch, survey, reached, count in await connection.execute(
-        sa.select(*keys, sa.func.count()).where(started).group_by(*keys)
+        sa.select(*keys, sa.func.count()).group_by(*keys)
     ):
         found[index].stopped[branch, survey, reached] += int(count)
 

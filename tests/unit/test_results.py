@@ -245,12 +245,15 @@ async def test_weekly_and_daily_rollups_agree_with_raw_counts_over_any_period(
     _results, add, v1, v2 = fixture
     rnd = random.Random(12)
     begin = utc(2026, 10, 10)
+    unfinished: list[tuple[str, int, datetime, str]] = []
     for _ in range(90):
         hour = rnd.choice((14, 15, 16, 17, 3, 9)) if rnd.random() < 0.7 else rnd.randrange(24)
         started = begin + timedelta(days=rnd.randrange(42), hours=hour, minutes=rnd.randrange(60))
         branch, survey = rnd.choice(("JKT01", "BDG01", "MKS01", "JYP01")), rnd.choice((v1, v2))
         if rnd.random() < 0.25:
-            await add.session(branch, survey, started, reached=rnd.choice(("csat", "nps")))
+            reached = rnd.choice(("csat", "nps"))
+            await add.session(branch, survey, started, reached=reached)
+            unfinished.append((branch, survey, started, reached))
             continue
         done = started + timedelta(minutes=rnd.choice((2, 50)))
         values = {
@@ -289,6 +292,18 @@ async def test_weekly_and_daily_rollups_agree_with_raw_counts_over_any_period(
                 previous = period.previous()
                 expected_now = _raw_figures(raw, ids, period.first, period.last)
                 expected_before = _raw_figures(raw, ids, previous.first, previous.last)
+                stopped = [
+                    Counter(
+                        (org.branches[code].id, survey, reached)
+                        for code, survey, at, reached in unfinished
+                        if org.branches[code].id in ids
+                        and p.first
+                        <= at.astimezone(ZoneInfo(org.branches[code].timezone)).date()
+                        <= p.last
+                    )
+                    for p in (period, previous)
+                ]
+                assert (now.stopped, before.stopped) == tuple(stopped)
                 for field in ("started", "completed", "scores", "choices"):
                     assert getattr(now, field) == getattr(expected_now, field), (period, field)
                     assert getattr(before, field) == getattr(expected_before, field), period

@@ -1,4 +1,5 @@
-"""weekly roll-ups beside the daily ones; both keyed branch first and stored in key order
+"""weekly roll-ups beside the daily ones; both keyed branch first and stored in key order;
+unfinished sessions indexed by branch and start
 
 Revision ID: 0010
 Revises: 0007
@@ -48,7 +49,20 @@ BRANCH_FIRST = ("branch_id", "day", "metric", "survey_id", "question_id", "value
 DAY_FIRST = ("day", "branch_id", "survey_id", "metric", "question_id", "value")
 
 
+def _index_unfinished(*columns: str) -> None:
+    with op.batch_alter_table("survey_sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_survey_sessions_unfinished")
+        batch_op.create_index(
+            "ix_survey_sessions_unfinished",
+            list(columns),
+            unique=False,
+            sqlite_where=sa.text("status != 'completed'"),
+            postgresql_where=sa.text("status != 'completed'"),
+        )
+
+
 def upgrade() -> None:
+    _index_unfinished("branch_id", "started_at")
     _replace_daily(BRANCH_FIRST, clustered=True)
     _create("rollup_weeks", BRANCH_FIRST, clustered=True)
     if op.get_bind().dialect.name == "postgresql":
@@ -65,3 +79,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("rollup_weeks")
     _replace_daily(DAY_FIRST, clustered=False)
+    _index_unfinished("started_at")
