@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import results as rollups
 from storage.models import (
     campaign_deliveries,
     campaigns,
@@ -471,12 +472,22 @@ async def pending_count(connection: AsyncConnection, at: datetime) -> int:
 async def end_open_sessions(connection: AsyncConnection, campaign: Campaign) -> int:
     """Close the sessions the campaign opened that are still open (its expiry)."""
     own = _own_sessions(campaign).with_only_columns(survey_sessions.c.id)
-    result = await connection.execute(
-        sa.update(survey_sessions)
-        .where(survey_sessions.c.id.in_(own), survey_sessions.c.status == "open")
-        .values(status="abandoned", version=survey_sessions.c.version + 1)
-    )
-    return result.rowcount
+    ended = [
+        tuple(row)
+        for row in await connection.execute(
+            sa.update(survey_sessions)
+            .where(survey_sessions.c.id.in_(own), survey_sessions.c.status == "open")
+            .values(status="abandoned", version=survey_sessions.c.version + 1)
+            .returning(
+                survey_sessions.c.branch_id,
+                survey_sessions.c.survey_id,
+                survey_sessions.c.started_at,
+                survey_sessions.c.reached,
+            )
+        )
+    ]
+    await rollups.record_stops(connection, ended)  # drop-off counts them where they stopped
+    return len(ended)
 
 
 async def mark_blocked(connection: AsyncConnection, telegram_id: int, blocked: bool) -> None:

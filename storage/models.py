@@ -163,14 +163,14 @@ survey_sessions = sa.Table(
     # sent anew can take the keyboard off the one before (one live copy per chat).
     sa.Column("live_message_id", sa.BigInteger, nullable=True),
     sa.Index("ix_survey_sessions_customer_status", "customer_id", "status"),
-    # Drop-off reads a scope's unfinished sessions by branch and start: each branch's are
-    # found apart. Neither column changes after the insert, so a press's update stays cheap.
+    # Drop-off reads a scope's open sessions by branch and start (those that ended unfinished
+    # are in the roll-ups). Neither column changes after the insert, so a press stays cheap.
     sa.Index(
-        "ix_survey_sessions_unfinished",
+        "ix_survey_sessions_open_started",
         "branch_id",
         "started_at",
-        sqlite_where=sa.text("status != 'completed'"),
-        postgresql_where=sa.text("status != 'completed'"),
+        sqlite_where=OPEN_ONLY,
+        postgresql_where=OPEN_ONLY,
     ),
     # One open session per customer, whichever process or tap opens it.
     sa.Index(

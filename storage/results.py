@@ -6,8 +6,10 @@ branch-local ISO week, so a period reads its whole weeks from the weekly rows an
 days at its edges from the daily ones. Both are kept in the transaction that starts or
 completes a session (`record_start`, `record_completion`) and can be rebuilt exactly from
 sessions and answers (`rebuild`), which is also how tests prove they agree.
-Drop-off (how far unfinished sessions got) is read from the sessions themselves: it changes
-as customers go on. The formulas live in `flows.scoring`.
+Drop-off (how far unfinished sessions got) counts a session that ended unfinished in the
+roll-ups too, on the day it started, where it stopped (`record_stops`, in the transaction that
+ends it); sessions still open are read from the sessions themselves, as they go on. The
+formulas live in `flows.scoring`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from storage.models import answers, branches, rollup_weeks, rollups, survey_sessions
 from storage.prepared import Prepared
 
-COMPLETED = "completed"  # storage.sessions' status; that module imports this one
-# Spelled as the partial index on unfinished sessions spells it, so the planner uses it.
-UNFINISHED = sa.text("survey_sessions.status != 'completed'")
+COMPLETED, OPEN = "completed", "open"  # storage.sessions' statuses; it imports this module
+# Spelled as the partial index on open sessions spells it, so the planner uses it.
+STILL_OPEN = sa.text("survey_sessions.status = 'open'")
+STOPPED = "stopped"  # the metric of sessions that ended unfinished, by the question reached
 
 SCORED = ("nps", "rating", "ces")
 CHOSEN = ("choice", "multi")  # yes/no answers are stored as 1 and 0
@@ -126,9 +129,13 @@ async def _add(connection: AsyncConnection, counts: Counter[Row]) -> None:
         await _ADD_WEEKS.many(connection, rows)
 
 
-async def _local_day(connection: AsyncConnection, branch_id: int, at: datetime) -> date:
+async def _zone(connection: AsyncConnection, branch_id: int) -> ZoneInfo:
     row = await _ZONE.first(connection, branch_id=branch_id)
-    return at.astimezone(ZoneInfo(row.timezone if row else "Asia/Jakarta")).date()
+    return ZoneInfo(row.timezone if row else "Asia/Jakarta")
+
+
+async def _local_day(connection: AsyncConnection, branch_id: int, at: datetime) -> date:
+    return at.astimezone(await _zone(connection, branch_id)).date()
 
 
 async def record_start(
@@ -156,6 +163,24 @@ async def record_completion(
     for question_id, kind, value in results:
         for option in _values(kind, value):
             counts[day, branch_id, survey_id, kind, question_id, option] += 1
+    await _add(connection, counts)
+
+
+async def record_stops(
+    connection: AsyncConnection, ended: Iterable[tuple[int | None, int, datetime, str | None]]
+) -> None:
+    """Count sessions that ended unfinished, (branch, survey, started at, question reached)
+    each, on their branch's local day of starting. Every write that ends an open session
+    other than by completing it calls this in the same transaction."""
+    counts: Counter[Row] = Counter()
+    zones: dict[int, ZoneInfo] = {}
+    for branch_id, survey_id, started_at, reached in ended:
+        if branch_id is None or reached is None:
+            continue
+        if branch_id not in zones:
+            zones[branch_id] = await _zone(connection, branch_id)
+        day = started_at.astimezone(zones[branch_id]).date()
+        counts[day, branch_id, survey_id, STOPPED, reached, ""] += 1
     await _add(connection, counts)
 
 
@@ -223,6 +248,15 @@ async def raw_counts(
         .group_by(done, sessions.branch_id, sessions.survey_id)
     ):
         counts[_date(day), branch, survey, "completed", "", ""] += int(count)
+    ended = sa.and_(mine, sessions.status.not_in((COMPLETED, OPEN)), sessions.reached.is_not(None))
+    for day, branch, survey, reached, count in await connection.execute(
+        sa.select(
+            started, sessions.branch_id, sessions.survey_id, sessions.reached, sa.func.count()
+        )
+        .where(ended)
+        .group_by(started, sessions.branch_id, sessions.survey_id, sessions.reached)
+    ):
+        counts[_date(day), branch, survey, STOPPED, reached, ""] += int(count)
     joined = survey_sessions.join(answers, answers.c.session_id == sessions.id)
     value = sa.func.coalesce(
         sa.cast(sa.cast(answers.c.value_number, sa.Integer), sa.String), answers.c.value_choice
@@ -310,16 +344,16 @@ def _days_by_branches(windows: Sequence[Window]) -> dict[tuple[date, date], list
 
 
 async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Figures:
-    """Everything a summary needs over `windows`: roll-ups, and drop-off from sessions."""
+    """Everything a summary needs over `windows`: roll-ups, and the sessions still open."""
     return (await figures_of(connection, [windows]))[0]
 
 
 async def figures_of(
     connection: AsyncConnection, periods: Sequence[Sequence[Window]]
 ) -> list[Figures]:
-    """`figures` for several periods (a period and the one before it), each in one query per
-    kind of count: the roll-ups of all periods, drop-off of all periods, and the NPS trend of
-    the first period."""
+    """`figures` for several periods (a period and the one before it), in one query per kind
+    of count: the roll-ups of all periods, the NPS trend of the first period, and the sessions
+    of all periods still open."""
     found = [Figures() for _ in periods]
     r = rollups.c
     parts = [
@@ -354,6 +388,8 @@ async def figures_of(
             into.scores[branch, survey, question, metric, int(value)] += count
         elif metric in CHOSEN:
             into.choices[branch, survey, question, value] += count
+        elif metric == STOPPED:
+            into.stopped[branch, survey, question] += count
 
     trend = [
         sa.select(r.day, r.value, r.count).where(
@@ -370,15 +406,16 @@ async def figures_of(
         ):
             found[0].nps_days[_date(day), int(value)] += int(count)
 
-    await _drop_off(connection, periods, found)
+    await _still_open(connection, periods, found)
     return found
 
 
-async def _drop_off(
+async def _still_open(
     connection: AsyncConnection, periods: Sequence[Sequence[Window]], found: list[Figures]
 ) -> None:
-    """How far the unfinished sessions started within each period got: one range of the
-    index of unfinished sessions per branch, zone and period."""
+    """Drop-off of the sessions started within each period and still open (those that ended
+    unfinished are in the roll-ups): one range of the index of open sessions per branch,
+    zone and period."""
     sessions = survey_sessions.c
     parts = [
         sa.select(
@@ -390,7 +427,7 @@ async def _drop_off(
             sessions.branch_id.in_(w.branch_ids),
             sessions.started_at >= w.since,
             sessions.started_at < w.until,
-            UNFINISHED,
+            STILL_OPEN,
             sessions.reached.is_not(None),
         )
         for index, windows in enumerate(periods)

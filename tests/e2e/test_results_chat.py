@@ -7,7 +7,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.services.access import Role
 from bot.wiring.services import Services
 from storage import results as store
+from storage import sessions
 from storage.models import audit_log, rollup_weeks, rollups, staff
 from tests.e2e.staffing import FakeClock, add_staff, code, log_in
 
@@ -121,6 +122,16 @@ async def test_rollups_kept_by_the_answer_path_equal_a_rebuild(
         await store.rebuild(connection)
     assert await table(rollups) == kept
     assert await table(rollup_weeks) == kept_weeks
+
+    # The open session ends unfinished (expiry): it is counted where it stopped, as a rebuild
+    # counts it.
+    async with services.db.transaction() as connection:
+        assert (await sessions.purge_before(connection, datetime.now(UTC) + timedelta(days=1)))[1]
+    kept = await table(rollups)
+    assert [row[4] for row in kept if row[3] == store.STOPPED] == ["csat"]
+    async with services.db.transaction() as connection:
+        await store.rebuild(connection)
+    assert await table(rollups) == kept
 
 
 async def test_exports_stream_responses_with_labels_in_the_readers_language(

@@ -68,6 +68,7 @@ class Fixture:
         reached: str | None = None,
         values: dict[str, object] | None = None,
         erased: bool = False,
+        still_open: bool = False,
     ) -> None:
         async with self.db.transaction() as connection:
             found = await orgs.branch_by_code(connection, branch)
@@ -87,7 +88,7 @@ class Fixture:
                         customer_id=customer,
                         survey_id=survey_id,
                         branch_id=found.id,
-                        status="completed" if completed else "abandoned",
+                        status="completed" if completed else "open" if still_open else "abandoned",
                         state="{}",
                         reached=reached,
                         started_at=started,
@@ -231,6 +232,8 @@ def _raw_figures(raw: Counter[rollups.Row], ids: set[int], first: date, last: da
             found.completed[branch] += count
         elif metric in rollups.SCORED:
             found.scores[branch, survey, question, metric, int(value)] += count
+        elif metric == rollups.STOPPED:
+            found.stopped[branch, survey, question] += count
         else:
             found.choices[branch, survey, question, value] += count
     return found
@@ -241,7 +244,8 @@ async def test_weekly_and_daily_rollups_agree_with_raw_counts_over_any_period(
 ) -> None:
     """Responses around local midnights in WIB, WITA and WIT over six weeks that cross a month:
     every period, starting and ending on any weekday, reads from weekly and daily roll-ups
-    exactly what the raw sessions and answers give."""
+    exactly what the raw sessions and answers give, and drop-off counts every unfinished
+    session once, whether it ended (rolled up) or is still open (read from the sessions)."""
     _results, add, v1, v2 = fixture
     rnd = random.Random(12)
     begin = utc(2026, 10, 10)
@@ -250,9 +254,10 @@ async def test_weekly_and_daily_rollups_agree_with_raw_counts_over_any_period(
         hour = rnd.choice((14, 15, 16, 17, 3, 9)) if rnd.random() < 0.7 else rnd.randrange(24)
         started = begin + timedelta(days=rnd.randrange(42), hours=hour, minutes=rnd.randrange(60))
         branch, survey = rnd.choice(("JKT01", "BDG01", "MKS01", "JYP01")), rnd.choice((v1, v2))
-        if rnd.random() < 0.25:
+        if rnd.random() < 0.3:  # ended unfinished (rolled up), or still open (read live)
             reached = rnd.choice(("csat", "nps"))
-            await add.session(branch, survey, started, reached=reached)
+            still_open = rnd.random() < 0.3
+            await add.session(branch, survey, started, reached=reached, still_open=still_open)
             unfinished.append((branch, survey, started, reached))
             continue
         done = started + timedelta(minutes=rnd.choice((2, 50)))

@@ -1,11 +1,14 @@
-"""weekly roll-ups beside the daily ones; both keyed branch first and stored in key order;
-unfinished sessions indexed by branch and start
+"""weekly roll-ups beside the daily ones, both keyed branch first and stored in key order;
+sessions that ended unfinished counted in them; open sessions indexed by branch and start
 
 Revision ID: 0010
 Revises: 0007
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import op
@@ -49,21 +52,54 @@ BRANCH_FIRST = ("branch_id", "day", "metric", "survey_id", "question_id", "value
 DAY_FIRST = ("day", "branch_id", "survey_id", "metric", "question_id", "value")
 
 
-def _index_unfinished(*columns: str) -> None:
+def _index_sessions(drop: str, create: str, columns: list[str], where: str) -> None:
     with op.batch_alter_table("survey_sessions", schema=None) as batch_op:
-        batch_op.drop_index("ix_survey_sessions_unfinished")
+        batch_op.drop_index(drop)
         batch_op.create_index(
-            "ix_survey_sessions_unfinished",
-            list(columns),
+            create,
+            columns,
             unique=False,
-            sqlite_where=sa.text("status != 'completed'"),
-            postgresql_where=sa.text("status != 'completed'"),
+            sqlite_where=sa.text(where),
+            postgresql_where=sa.text(where),
+        )
+
+
+def _count_stopped_sessions() -> None:
+    """Sessions that ended unfinished, by the branch-local day they started and the question
+    they reached, as `storage.results.record_stops` counts them from now on."""
+    ended = (
+        " FROM survey_sessions s JOIN branches b ON b.id = s.branch_id"
+        " WHERE s.status NOT IN ('completed', 'open') AND s.reached IS NOT NULL"
+    )
+    insert = f"INSERT INTO rollups ({COLUMNS}) SELECT "
+    rest = ", s.branch_id, s.survey_id, 'stopped', s.reached, '', COUNT(*)"
+    group = " GROUP BY 1, s.branch_id, s.survey_id, s.reached"
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.execute(
+            insert + "CAST(timezone(b.timezone, s.started_at) AS DATE)" + rest + ended + group
+        )
+        return
+    # SQLite knows no zones; Indonesia's keep one offset all year.
+    for (zone,) in bind.execute(sa.text("SELECT DISTINCT timezone FROM branches")).all():
+        offset = datetime.now(ZoneInfo(zone)).utcoffset()
+        minutes = int(offset.total_seconds() // 60) if offset else 0
+        day = f"date(s.started_at, '{minutes:+d} minutes')"
+        bind.execute(
+            sa.text(insert + day + rest + ended + " AND b.timezone = :zone" + group),
+            {"zone": zone},
         )
 
 
 def upgrade() -> None:
-    _index_unfinished("branch_id", "started_at")
+    _index_sessions(
+        "ix_survey_sessions_unfinished",
+        "ix_survey_sessions_open_started",
+        ["branch_id", "started_at"],
+        "status = 'open'",
+    )
     _replace_daily(BRANCH_FIRST, clustered=True)
+    _count_stopped_sessions()
     _create("rollup_weeks", BRANCH_FIRST, clustered=True)
     if op.get_bind().dialect.name == "postgresql":
         monday = "CAST(date_trunc('week', day) AS DATE)"
@@ -78,5 +114,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("rollup_weeks")
+    op.execute("DELETE FROM rollups WHERE metric = 'stopped'")
     _replace_daily(DAY_FIRST, clustered=False)
-    _index_unfinished("started_at")
+    _index_sessions(
+        "ix_survey_sessions_open_started",
+        "ix_survey_sessions_unfinished",
+        ["started_at"],
+        "status != 'completed'",
+    )
