@@ -15,7 +15,7 @@ formulas live in `flows.scoring`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -349,17 +349,25 @@ async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Fig
 
 
 async def figures_of(
-    connection: AsyncConnection, periods: Sequence[Sequence[Window]]
+    connection: AsyncConnection,
+    periods: Sequence[Sequence[Window]],
+    *,
+    totals_only: Collection[int] = (),
 ) -> list[Figures]:
-    """`figures` for several periods (a period and the one before it), in one query per kind
-    of count: the roll-ups of all periods, the NPS trend of the first period, and the sessions
-    of all periods still open."""
+    """`figures` for several periods (a period and the one before it) in two queries: the
+    roll-ups and the sessions still open of every period, then the daily NPS counts of the
+    first period for its trend. Each part reads a range of its table's key. The periods
+    numbered in `totals_only` are summed over their branches, under branch 0: fewer rows
+    where only the whole is shown (the previous period)."""
     found = [Figures() for _ in periods]
-    r = rollups.c
+
+    def branch(index: int, column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+        return sa.literal(0) if index in totals_only else column
+
     parts = [
         sa.select(
             sa.literal(index).label("period"),
-            table.c.branch_id,
+            branch(index, table.c.branch_id).label("branch_id"),
             table.c.survey_id,
             table.c.metric,
             table.c.question_id,
@@ -370,27 +378,49 @@ async def figures_of(
         for (first, last), ids in _days_by_branches(windows).items()
         for table, since, until, sign in spans(first, last)
     ]
+    sessions = survey_sessions.c
+    parts += [  # those that ended unfinished are in the roll-ups already
+        sa.select(
+            sa.literal(index),
+            branch(index, sessions.branch_id),
+            sessions.survey_id,
+            sa.literal(STOPPED),
+            sessions.reached,
+            sa.literal(""),
+            sa.literal(1),
+        ).where(
+            sessions.branch_id.in_(w.branch_ids),
+            sessions.started_at >= w.since,
+            sessions.started_at < w.until,
+            STILL_OPEN,
+            sessions.reached.is_not(None),
+        )
+        for index, windows in enumerate(periods)
+        for w in windows
+        if w.branch_ids
+    ]
     if not parts:
         return found
     every = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     keys = (every.c.period, every.c.branch_id, every.c.survey_id, every.c.metric)
     keys += (every.c.question_id, every.c.value)
     total = sa.func.sum(every.c.count)
-    for index, branch, survey, metric, question, value, count in await connection.execute(
+    for index, where, survey, metric, question, value, count in await connection.execute(
         sa.select(*keys, total).group_by(*keys).having(total != 0)  # days taken away: 0
     ):
         into, count = found[index], int(count)
         if metric == "started":
-            into.started[branch] += count
+            into.started[where] += count
         elif metric == "completed":
-            into.completed[branch] += count
+            into.completed[where] += count
         elif metric in SCORED:
-            into.scores[branch, survey, question, metric, int(value)] += count
+            into.scores[where, survey, question, metric, int(value)] += count
         elif metric in CHOSEN:
-            into.choices[branch, survey, question, value] += count
+            into.choices[where, survey, question, value] += count
         elif metric == STOPPED:
-            into.stopped[branch, survey, question] += count
+            into.stopped[where, survey, question] += count
 
+    r = rollups.c
     trend = [
         sa.select(r.day, r.value, r.count).where(
             r.branch_id.in_(ids), r.day.between(first, last), r.metric == "nps"
@@ -405,43 +435,7 @@ async def figures_of(
             )
         ):
             found[0].nps_days[_date(day), int(value)] += int(count)
-
-    await _still_open(connection, periods, found)
     return found
-
-
-async def _still_open(
-    connection: AsyncConnection, periods: Sequence[Sequence[Window]], found: list[Figures]
-) -> None:
-    """Drop-off of the sessions started within each period and still open (those that ended
-    unfinished are in the roll-ups): one range of the index of open sessions per branch,
-    zone and period."""
-    sessions = survey_sessions.c
-    parts = [
-        sa.select(
-            sa.literal(index).label("period"),
-            sessions.branch_id,
-            sessions.survey_id,
-            sessions.reached,
-        ).where(
-            sessions.branch_id.in_(w.branch_ids),
-            sessions.started_at >= w.since,
-            sessions.started_at < w.until,
-            STILL_OPEN,
-            sessions.reached.is_not(None),
-        )
-        for index, windows in enumerate(periods)
-        for w in windows
-        if w.branch_ids
-    ]
-    if not parts:
-        return
-    every = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-    keys = (every.c.period, every.c.branch_id, every.c.survey_id, every.c.reached)
-    for index, branch, survey, reached, count in await connection.execute(
-        sa.select(*keys, sa.func.count()).group_by(*keys)
-    ):
-        found[index].stopped[branch, survey, reached] += int(count)
 
 
 # -- responses, one by one, for exports -------------------------------------------------------

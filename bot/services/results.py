@@ -231,6 +231,7 @@ class Results:
         now_figures, before = await store.figures_of(
             connection,
             [windows_for(branches, period), windows_for(branches, period.previous())],
+            totals_only={1},  # the previous period is compared as a whole
         )
         surveys = await self._surveys(connection, now_figures, before)
         split = now_figures.by_branch()

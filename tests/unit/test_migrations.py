@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from storage.crypto import Keyring
 from storage.db import Database, alembic_config
-from storage.models import metadata, rollup_weeks, rollups
+from storage.models import (
+    branches,
+    metadata,
+    regions,
+    rollup_weeks,
+    rollups,
+    survey_sessions,
+    surveys,
+)
 from storage.results import week_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,5 +140,50 @@ async def test_weekly_rollups_are_summed_from_the_daily_ones(empty_database_url:
         assert weeks == dict(expected)
         assert weeks[date(2026, 12, 28), "nps"] == 2 + 3 + 4  # Mon 28 Dec to Sun 3 Jan
         assert daily.scalar() == 2 * len(days)
+    finally:
+        await database.dispose()
+
+
+async def test_sessions_that_ended_unfinished_are_counted_by_the_upgrade(
+    empty_database_url: str, keyring: Keyring
+) -> None:
+    """Drop-off of sessions ended before the upgrade moves into the roll-ups: by the day each
+    started in its branch's zone (WIT here, a day ahead of UTC's), where it stopped."""
+    database = Database(empty_database_url)
+    start = datetime(2026, 11, 1, 16, 30, tzinfo=UTC)  # 01:30 on 2 November in Jayapura
+    try:
+        await database.upgrade("0007")
+        async with database.engine.begin() as connection:
+            await connection.execute(sa.insert(regions).values(id=1, code="TIM", name="Timur"))
+            await connection.execute(
+                sa.insert(branches).values(
+                    id=1, code="JYP01", name="Jayapura", region_id=1, timezone="Asia/Jayapura"
+                )
+            )
+            await connection.execute(
+                sa.insert(surveys).values(id=1, key="s", version=1, source="-", checksum="c")
+            )
+            for status, reached in (("abandoned", "nps"), ("abandoned", "nps"), ("open", "csat")):
+                await connection.execute(
+                    sa.insert(survey_sessions).values(
+                        survey_id=1,
+                        branch_id=1,
+                        status=status,
+                        state="{}",
+                        reached=reached,
+                        started_at=start,
+                        updated_at=start,
+                    )
+                )
+        await database.upgrade()
+        async with database.engine.connect() as connection:
+            days = (await connection.execute(sa.select(rollups))).all()
+            weeks = (await connection.execute(sa.select(rollup_weeks))).all()
+        assert [(r.day, r.metric, r.question_id, r.count) for r in days] == [
+            (date(2026, 11, 2), "stopped", "nps", 2)
+        ]
+        assert [(r.day, r.metric, r.question_id, r.count) for r in weeks] == [
+            (date(2026, 11, 2), "stopped", "nps", 2)  # a Monday: its own week
+        ]
     finally:
         await database.dispose()

@@ -317,4 +317,15 @@ async def test_weekly_and_daily_rollups_agree_with_raw_counts_over_any_period(
                     if metric == "nps" and branch in ids and period.first <= day <= period.last:
                         nps_days[day, int(value)] += count
                 assert now.nps_days == nps_days and not before.nps_days
+                _now, whole = await rollups.figures_of(
+                    connection,
+                    [windows_for(branches, period), windows_for(branches, previous)],
+                    totals_only={1},
+                )
+                assert whole.started == Counter({0: expected_before.started.total()})
+                for field in ("scores", "choices", "stopped"):
+                    summed: Counter[tuple[object, ...]] = Counter()
+                    for key, n in getattr(before, field).items():
+                        summed[(0, *key[1:])] += n
+                    assert getattr(whole, field) == summed, (period, field)
     assert sum(raw[key] for key in raw if key[3] == "completed") > 50
