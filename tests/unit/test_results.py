@@ -19,7 +19,7 @@ from bot.services.results import BadPeriod, Period, Results, windows_for
 from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from flows.schema import load_survey, localized
-from storage import orgs
+from storage import orgs, sessions
 from storage import results as rollups
 from storage.crypto import Keyring
 from storage.db import Database
@@ -329,3 +329,32 @@ async def test_weekly_and_daily_rollups_agree_with_raw_counts_over_any_period(
                         summed[(0, *key[1:])] += n
                     assert getattr(whole, field) == summed, (period, field)
     assert sum(raw[key] for key in raw if key[3] == "completed") > 50
+
+
+async def test_a_session_ended_unfinished_is_counted_where_it_stopped_as_a_rebuild_does(
+    fixture: tuple[Results, Fixture, int, int],
+) -> None:
+    """Ending an open session (here as a restart on another survey does) counts it in the
+    roll-ups by the question it reached, exactly as `rebuild` counts it from the sessions."""
+    _results, add, v1, _v2 = fixture
+
+    async def table() -> list[tuple[object, ...]]:
+        async with add.db.transaction() as connection:
+            rows = await connection.execute(sa.select(rollups.rollups).order_by(*rollups.rollups.c))
+            return [tuple(row) for row in rows]
+
+    async with add.db.transaction() as connection:
+        branch = await orgs.branch_by_code(connection, "JYP01")
+        assert branch is not None
+        customer = (
+            await connection.execute(sa.insert(customers).values(telegram_id=71_001))
+        ).inserted_primary_key[0]
+        opened = await sessions.create(connection, customer, v1, branch.id, {"current": "nps"})
+        await sessions.save(connection, opened, status=sessions.ABANDONED)
+    kept = await table()
+    assert [row[3:] for row in kept if row[3] == rollups.STOPPED] == [
+        (rollups.STOPPED, "nps", "", 1)
+    ]
+    async with add.db.transaction() as connection:
+        await rollups.rebuild(connection)
+    assert await table() == kept
