@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import invitations
+from storage import results as rollups
 from storage.models import (
     campaign_deliveries,
     campaign_targets,
@@ -594,12 +595,24 @@ async def pending_count(connection: AsyncConnection, at: datetime) -> int:
 
 async def end_open_sessions(connection: AsyncConnection, campaign: Campaign) -> int:
     """Close the sessions the campaign's invitations opened that are still open (its expiry)."""
-    result = await connection.execute(
-        sa.update(survey_sessions)
-        .where(survey_sessions.c.campaign_id == campaign.id, survey_sessions.c.status == "open")
-        .values(status="abandoned", version=survey_sessions.c.version + 1)
-    )
-    return result.rowcount
+    ended = [
+        tuple(row)
+        for row in await connection.execute(
+            sa.update(survey_sessions)
+            .where(
+                survey_sessions.c.campaign_id == campaign.id, survey_sessions.c.status == "open"
+            )
+            .values(status="abandoned", version=survey_sessions.c.version + 1)
+            .returning(
+                survey_sessions.c.branch_id,
+                survey_sessions.c.survey_id,
+                survey_sessions.c.started_at,
+                survey_sessions.c.reached,
+            )
+        )
+    ]
+    await rollups.record_stops(connection, ended)  # drop-off counts them where they stopped
+    return len(ended)
 
 
 async def mark_blocked(connection: AsyncConnection, telegram_id: int, blocked: bool) -> None:

@@ -182,8 +182,10 @@ async def campaign_figures(
                 found.scores[branch, survey, question, metric, int(value)] += count
                 if metric == "nps":
                     found.nps_days[day, int(value)] += count
-            else:
+            elif metric in results.CHOSEN:
                 found.choices[branch, survey, question, value] += count
+            elif metric == results.STOPPED:  # ended unfinished, where they stopped
+                found.stopped[branch, survey, question] += count
     sessions = survey_sessions.c
     every = [branch for _zone, ids in zones for branch in ids]
     for branch, survey, reached, count in await connection.execute(
@@ -191,10 +193,10 @@ async def campaign_figures(
         .where(
             sessions.campaign_id == campaign_id,
             sessions.branch_id.in_(every),
-            sessions.status != _COMPLETED,
+            sessions.status == results.OPEN,  # still open; the others are counted above
             sessions.reached.is_not(None),
         )
         .group_by(sessions.branch_id, sessions.survey_id, sessions.reached)
     ):
-        found.stopped[branch, survey, reached] = int(count)
+        found.stopped[branch, survey, reached] += int(count)
     return found

@@ -168,11 +168,14 @@ survey_sessions = sa.Table(
     # The campaign whose invitation opened the session (None: a branch QR or a survey link).
     sa.Column("campaign_id", sa.Integer, nullable=True, index=True),
     sa.Index("ix_survey_sessions_customer_status", "customer_id", "status"),
+    # Drop-off reads a scope's open sessions by branch and start (those that ended unfinished
+    # are in the roll-ups). Neither column changes after the insert, so a press stays cheap.
     sa.Index(
-        "ix_survey_sessions_unfinished",
+        "ix_survey_sessions_open_started",
+        "branch_id",
         "started_at",
-        sqlite_where=sa.text("status != 'completed'"),
-        postgresql_where=sa.text("status != 'completed'"),
+        sqlite_where=OPEN_ONLY,
+        postgresql_where=OPEN_ONLY,
     ),
     # One open session per customer, whichever process or tap opens it.
     sa.Index(
@@ -199,23 +202,41 @@ answers = sa.Table(
     sa.UniqueConstraint("session_id", "question_id", name="uq_answers_session_question"),
 )
 
+
 # Results read counts, not rows: per branch-local day, survey version, metric (started,
 # completed, nps, rating, ces, choice; invited and responded, with the campaign's id as the
 # question), question and value. Kept in the transaction that
 # starts or completes a session, and rebuilt exactly from sessions and answers by
-# `run_bot.py rebuild-rollups`. The day leads the key, as periods select days first.
-rollups = sa.Table(
-    "rollups",
-    metadata,
-    sa.Column("day", sa.Date, nullable=False),
-    sa.Column("branch_id", sa.Integer, nullable=False),
-    sa.Column("survey_id", sa.Integer, nullable=False),
-    sa.Column("metric", sa.String(12), nullable=False),
-    sa.Column("question_id", sa.String(24), nullable=False),
-    sa.Column("value", sa.String(32), nullable=False),
-    sa.Column("count", sa.Integer, nullable=False),
-    sa.PrimaryKeyConstraint("day", "branch_id", "survey_id", "metric", "question_id", "value"),
-)
+# `run_bot.py rebuild-rollups`. `rollup_weeks` holds the same counts per branch-local ISO week
+# (`day` is its Monday), so a period reads whole weeks there and only its edge days here. The
+# branch leads the key and the rows are stored in key order (SQLite: WITHOUT ROWID; PostgreSQL:
+# the count rides in the key's index), so a scope reads each branch's run of days in one sweep.
+def _rollup_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("branch_id", sa.Integer, nullable=False),
+        sa.Column("survey_id", sa.Integer, nullable=False),
+        sa.Column("metric", sa.String(12), nullable=False),
+        sa.Column("question_id", sa.String(24), nullable=False),
+        sa.Column("value", sa.String(32), nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint(
+            "branch_id",
+            "day",
+            "metric",
+            "survey_id",
+            "question_id",
+            "value",
+            postgresql_include=["count"],
+        ),
+        sqlite_with_rowid=False,
+    )
+
+
+rollups = _rollup_table("rollups")
+rollup_weeks = _rollup_table("rollup_weeks")
 
 processed_updates = sa.Table(
     "processed_updates",

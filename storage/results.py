@@ -1,34 +1,38 @@
-"""The counts behind results, read from daily roll-ups so a summary moves counts, not rows.
+"""The counts behind results, read from roll-ups so a summary moves counts, not rows.
 
 A roll-up row counts one thing on one branch-local day: sessions started or completed, or
-answers of one value to one question of one survey version. The rows are kept in the
-transaction that starts or completes a session (`record_start`, `record_completion`) and
-can be rebuilt exactly from sessions and answers (`rebuild`), which is also how tests prove
-they agree. Drop-off (how far unfinished sessions got) is read from the sessions themselves:
-it changes as customers go on. The formulas live in `flows.scoring`.
+answers of one value to one question of one survey version. The same counts are kept per
+branch-local ISO week, so a period reads its whole weeks from the weekly rows and only the
+days at its edges from the daily ones. Both are kept in the transaction that starts or
+completes a session (`record_start`, `record_completion`) and can be rebuilt exactly from
+sessions and answers (`rebuild`), which is also how tests prove they agree.
+Drop-off (how far unfinished sessions got) counts a session that ended unfinished in the
+roll-ups too, on the day it started, where it stopped (`record_stops`, in the transaction that
+ends it); sessions still open are read from the sessions themselves, as they go on. The
+formulas live in `flows.scoring`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
-from functools import cache
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.crypto import get_keyring
-from storage.models import answers, branches, customers, rollups, survey_sessions
+from storage.models import answers, branches, customers, rollup_weeks, rollups, survey_sessions
 from storage.prepared import Prepared
 
-COMPLETED = "completed"  # storage.sessions' status; that module imports this one
-# Spelled as the partial index on unfinished sessions spells it, so the planner uses it.
-UNFINISHED = sa.text("survey_sessions.status != 'completed'")
+COMPLETED, OPEN = "completed", "open"  # storage.sessions' statuses; it imports this module
+# Spelled as the partial index on open sessions spells it, so the planner uses it.
+STILL_OPEN = sa.text("survey_sessions.status = 'open'")
+STOPPED = "stopped"  # the metric of sessions that ended unfinished, by the question reached
 
 SCORED = ("nps", "rating", "ces")
 CHOSEN = ("choice", "multi")  # yes/no answers are stored as 1 and 0
@@ -69,7 +73,10 @@ class Figures:
         split: dict[int, Figures] = {}
 
         def part(branch: int) -> Figures:
-            return split.setdefault(branch, Figures())
+            found = split.get(branch)
+            if found is None:
+                found = split[branch] = Figures()
+            return found
 
         for branch, count in self.started.items():
             part(branch).started[branch] = count
@@ -91,29 +98,52 @@ class Figures:
 # -- keeping roll-ups -----------------------------------------------------------------------
 
 
-@cache
-def _add_statement(dialect: str) -> Any:
+def week_of(day: date) -> date:
+    """The Monday that starts `day`'s ISO week: the weekly roll-ups' day."""
+    return day - timedelta(days=day.weekday())
+
+
+def _upsert(table: sa.Table, day: str, dialect: str) -> Any:
+    """Add a count to one roll-up row of `table`, its day taken from the parameter `day`."""
     module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(rollups)
+    values = {name: sa.bindparam(name) for name in (*KEY[1:], "count")}
+    statement = module.insert(table).values(day=sa.bindparam(day), **values)
     return statement.on_conflict_do_update(
-        index_elements=list(KEY), set_={"count": rollups.c.count + statement.excluded["count"]}
+        index_elements=list(KEY), set_={"count": table.c.count + statement.excluded["count"]}
     )
 
 
-_ADD = Prepared(_add_statement)
+_ADD_DAYS = Prepared(lambda dialect: _upsert(rollups, "day", dialect))
+_ADD_WEEKS = Prepared(lambda dialect: _upsert(rollup_weeks, "week", dialect))
+# PostgreSQL adds to the day and to its week in one statement: one round trip, not two.
+_ADD_BOTH = Prepared(
+    lambda dialect: _upsert(rollup_weeks, "week", dialect).add_cte(
+        _upsert(rollups, "day", dialect).cte("days")
+    )
+)
 _ZONE = Prepared(sa.select(branches.c.timezone).where(branches.c.id == sa.bindparam("branch_id")))
 
 
 async def _add(connection: AsyncConnection, counts: Counter[Row]) -> None:
-    await _ADD.many(
-        connection,
-        [dict(zip(KEY, key, strict=True), count=count) for key, count in counts.items()],
-    )
+    """Add `counts` to their days and to their weeks."""
+    rows = [
+        dict(zip(KEY, key, strict=True), count=count, week=week_of(key[0]))
+        for key, count in counts.items()
+    ]
+    if connection.dialect.name == "postgresql":
+        await _ADD_BOTH.many(connection, rows)
+    else:
+        await _ADD_DAYS.many(connection, rows)
+        await _ADD_WEEKS.many(connection, rows)
+
+
+async def _zone(connection: AsyncConnection, branch_id: int) -> ZoneInfo:
+    row = await _ZONE.first(connection, branch_id=branch_id)
+    return ZoneInfo(row.timezone if row else "Asia/Jakarta")
 
 
 async def _local_day(connection: AsyncConnection, branch_id: int, at: datetime) -> date:
-    row = await _ZONE.first(connection, branch_id=branch_id)
-    return at.astimezone(ZoneInfo(row.timezone if row else "Asia/Jakarta")).date()
+    return at.astimezone(await _zone(connection, branch_id)).date()
 
 
 async def record_start(
@@ -144,6 +174,24 @@ async def record_completion(
     await _add(connection, counts)
 
 
+async def record_stops(
+    connection: AsyncConnection, ended: Iterable[tuple[int | None, int, datetime, str | None]]
+) -> None:
+    """Count sessions that ended unfinished, (branch, survey, started at, question reached)
+    each, on their branch's local day of starting. Every write that ends an open session
+    other than by completing it calls this in the same transaction."""
+    counts: Counter[Row] = Counter()
+    zones: dict[int, ZoneInfo] = {}
+    for branch_id, survey_id, started_at, reached in ended:
+        if branch_id is None or reached is None:
+            continue
+        if branch_id not in zones:
+            zones[branch_id] = await _zone(connection, branch_id)
+        day = started_at.astimezone(zones[branch_id]).date()
+        counts[day, branch_id, survey_id, STOPPED, reached, ""] += 1
+    await _add(connection, counts)
+
+
 def _values(kind: str, value: Any) -> list[str]:
     """What a roll-up counts of one answer: the score, or each option chosen."""
     if value is None:
@@ -162,6 +210,7 @@ async def rebuild(connection: AsyncConnection) -> int:
     there are."""
     from storage import invitations  # it imports this module
     await connection.execute(sa.delete(rollups))
+    await connection.execute(sa.delete(rollup_weeks))
     zones: dict[str, list[int]] = {}
     for branch_id, zone in await connection.execute(sa.select(branches.c.id, branches.c.timezone)):
         zones.setdefault(zone, []).append(branch_id)
@@ -174,6 +223,20 @@ async def rebuild(connection: AsyncConnection) -> int:
         await _add(connection, invited)
         total += len(invited)
     return total
+
+
+async def settle(engine: AsyncEngine) -> None:
+    """Refresh the planner's statistics of the roll-ups after a rebuild; on PostgreSQL also
+    vacuum them, so that reads are answered from the key's index alone (autovacuum would,
+    later). Runs outside any transaction, as VACUUM must."""
+    async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            free = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await free.exec_driver_sql("VACUUM (ANALYZE) rollups, rollup_weeks")
+        else:
+            await connection.exec_driver_sql("ANALYZE rollups")
+            await connection.exec_driver_sql("ANALYZE rollup_weeks")
+            await connection.commit()
 
 
 async def raw_counts(
@@ -205,6 +268,15 @@ async def raw_counts(
         .group_by(done, sessions.branch_id, sessions.survey_id)
     ):
         counts[_date(day), branch, survey, "completed", "", ""] += int(count)
+    ended = sa.and_(mine, sessions.status.not_in((COMPLETED, OPEN)), sessions.reached.is_not(None))
+    for day, branch, survey, reached, count in await connection.execute(
+        sa.select(
+            started, sessions.branch_id, sessions.survey_id, sessions.reached, sa.func.count()
+        )
+        .where(ended)
+        .group_by(started, sessions.branch_id, sessions.survey_id, sessions.reached)
+    ):
+        counts[_date(day), branch, survey, STOPPED, reached, ""] += int(count)
     joined = survey_sessions.join(answers, answers.c.session_id == sessions.id)
     value = sa.func.coalesce(
         sa.cast(sa.cast(answers.c.value_number, sa.Integer), sa.String), answers.c.value_choice
@@ -262,63 +334,135 @@ add, day_expression, as_date = _add, _day_expression, _date
 # -- reading --------------------------------------------------------------------------------
 
 
-async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Figures:
-    """Everything a summary needs over `windows`: roll-ups, and drop-off from sessions."""
-    found = Figures()
-    windows = [w for w in windows if w.branch_ids]
-    if not windows:
-        return found
-    ids = [branch for w in windows for branch in w.branch_ids]
-    first, last = min(w.first for w in windows), max(w.last for w in windows)
-    r = rollups.c
-    chosen = sa.and_(r.day >= first, r.day <= last, r.branch_id.in_(ids))
-    total = sa.func.sum(r.count)
-    for branch, survey, metric, question, value, count in await connection.execute(
-        sa.select(r.branch_id, r.survey_id, r.metric, r.question_id, r.value, total)
-        .where(chosen)
-        .group_by(r.branch_id, r.survey_id, r.metric, r.question_id, r.value)
-    ):
-        count = int(count)
-        if metric == "started":
-            found.started[branch] += count
-        elif metric == "completed":
-            found.completed[branch] += count
-        elif metric in SCORED:
-            found.scores[branch, survey, question, metric, int(value)] += count
-        elif metric == "invited":
-            found.invited[branch] += count
-        elif metric == "responded":
-            found.responded[branch] += count
+def spans(first: date, last: date) -> list[tuple[sa.Table, date, date, int]]:
+    """Local days [first, last] as roll-up ranges to add (1) or take away (-1), for the fewest
+    rows: each ISO week wholly or mostly (5 or 6 days) inside from `rollup_weeks` by its
+    Monday, less the daily rows of its days outside; the days of other weeks from `rollups`."""
+    weeks: list[date] = []
+    found: list[tuple[sa.Table, date, date, int]] = []
+    monday = week_of(first)
+    while monday <= last:
+        sunday = monday + timedelta(days=6)
+        since, until = max(monday, first), min(sunday, last)
+        if (until - since).days + 1 >= 5:
+            weeks.append(monday)
+            if monday < since:
+                found.append((rollups, monday, since - timedelta(days=1), -1))
+            if until < sunday:
+                found.append((rollups, until + timedelta(days=1), sunday, -1))
         else:
-            found.choices[branch, survey, question, value] += count
-    for day, value, count in await connection.execute(
-        sa.select(r.day, r.value, total).where(chosen, r.metric == "nps").group_by(r.day, r.value)
-    ):
-        found.nps_days[_date(day), int(value)] += int(count)
+            found.append((rollups, since, until, 1))
+        monday += timedelta(days=7)
+    if weeks:  # whole weeks are the middle ones, so they follow each other
+        found.insert(0, (rollup_weeks, weeks[0], weeks[-1], 1))
+    return found
 
+
+def _days_by_branches(windows: Sequence[Window]) -> dict[tuple[date, date], list[int]]:
+    """The branches of `windows` by their local days (every zone's are the same days)."""
+    found: dict[tuple[date, date], list[int]] = {}
+    for w in windows:
+        if w.branch_ids:
+            found.setdefault((w.first, w.last), []).extend(w.branch_ids)
+    return found
+
+
+async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Figures:
+    """Everything a summary needs over `windows`: roll-ups, and the sessions still open."""
+    return (await figures_of(connection, [windows]))[0]
+
+
+async def figures_of(
+    connection: AsyncConnection,
+    periods: Sequence[Sequence[Window]],
+    *,
+    totals_only: Collection[int] = (),
+) -> list[Figures]:
+    """`figures` for several periods (a period and the one before it) in two queries: the
+    roll-ups and the sessions still open of every period, then the daily NPS counts of the
+    first period for its trend. Each part reads a range of its table's key. The periods
+    numbered in `totals_only` are summed over their branches, under branch 0: fewer rows
+    where only the whole is shown (the previous period)."""
+    found = [Figures() for _ in periods]
+
+    def branch(index: int, column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+        return sa.literal(0) if index in totals_only else column
+
+    parts = [
+        sa.select(
+            sa.literal(index).label("period"),
+            branch(index, table.c.branch_id).label("branch_id"),
+            table.c.survey_id,
+            table.c.metric,
+            table.c.question_id,
+            table.c.value,
+            (table.c.count if sign > 0 else -table.c.count).label("count"),
+        ).where(table.c.branch_id.in_(ids), table.c.day.between(since, until))
+        for index, windows in enumerate(periods)
+        for (first, last), ids in _days_by_branches(windows).items()
+        for table, since, until, sign in spans(first, last)
+    ]
     sessions = survey_sessions.c
-    # The overall range first, so the partial index of unfinished sessions serves the query;
-    # each zone's own window then picks its branches' rows.
-    started = sa.and_(
-        sessions.started_at >= min(w.since for w in windows),
-        sessions.started_at < max(w.until for w in windows),
-        UNFINISHED,
-    ) & sa.or_(
-        *(
-            sa.and_(
-                sessions.branch_id.in_(w.branch_ids),
-                sessions.started_at >= w.since,
-                sessions.started_at < w.until,
-            )
-            for w in windows
+    parts += [  # those that ended unfinished are in the roll-ups already
+        sa.select(
+            sa.literal(index),
+            branch(index, sessions.branch_id),
+            sessions.survey_id,
+            sa.literal(STOPPED),
+            sessions.reached,
+            sa.literal(""),
+            sa.literal(1),
+        ).where(
+            sessions.branch_id.in_(w.branch_ids),
+            sessions.started_at >= w.since,
+            sessions.started_at < w.until,
+            STILL_OPEN,
+            sessions.reached.is_not(None),
         )
-    )
-    for branch, survey, reached, count in await connection.execute(
-        sa.select(sessions.branch_id, sessions.survey_id, sessions.reached, sa.func.count())
-        .where(started, sessions.reached.is_not(None))
-        .group_by(sessions.branch_id, sessions.survey_id, sessions.reached)
+        for index, windows in enumerate(periods)
+        for w in windows
+        if w.branch_ids
+    ]
+    if not parts:
+        return found
+    every = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    keys = (every.c.period, every.c.branch_id, every.c.survey_id, every.c.metric)
+    keys += (every.c.question_id, every.c.value)
+    total = sa.func.sum(every.c.count)
+    for index, where, survey, metric, question, value, count in await connection.execute(
+        sa.select(*keys, total).group_by(*keys).having(total != 0)  # days taken away: 0
     ):
-        found.stopped[branch, survey, reached] = int(count)
+        into, count = found[index], int(count)
+        if metric == "started":
+            into.started[where] += count
+        elif metric == "completed":
+            into.completed[where] += count
+        elif metric in SCORED:
+            into.scores[where, survey, question, metric, int(value)] += count
+        elif metric in CHOSEN:
+            into.choices[where, survey, question, value] += count
+        elif metric == "invited":
+            into.invited[where] += count
+        elif metric == "responded":
+            into.responded[where] += count
+        elif metric == STOPPED:
+            into.stopped[where, survey, question] += count
+
+    r = rollups.c
+    trend = [
+        sa.select(r.day, r.value, r.count).where(
+            r.branch_id.in_(ids), r.day.between(first, last), r.metric == "nps"
+        )
+        for (first, last), ids in _days_by_branches(periods[0]).items()
+    ]
+    if trend:
+        days = sa.union_all(*trend).subquery() if len(trend) > 1 else trend[0].subquery()
+        for day, value, count in await connection.execute(
+            sa.select(days.c.day, days.c.value, sa.func.sum(days.c.count)).group_by(
+                days.c.day, days.c.value
+            )
+        ):
+            found[0].nps_days[_date(day), int(value)] += int(count)
     return found
 
 

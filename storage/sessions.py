@@ -174,7 +174,7 @@ _SAVE_STATEMENT = (
             sa.bindparam("contact_consent", type_=sa.Boolean), survey_sessions.c.contact_consent
         ),
     )
-    .returning(survey_sessions.c.id)
+    .returning(survey_sessions.c.id, survey_sessions.c.started_at, survey_sessions.c.reached)
 )
 _SAVE = Prepared(_SAVE_STATEMENT)
 # A versioned UPDATE is atomic by itself: as its unit's only write it needs no transaction.
@@ -321,6 +321,11 @@ async def _save(
     )
     if not saved:
         raise VersionConflict(f"session {session.id} changed since version {session.version}")
+    if session.status == OPEN and status == ABANDONED:
+        ended = saved[0]
+        await rollups.record_stops(
+            connection, [(session.branch_id, session.survey_id, ended.started_at, ended.reached)]
+        )
     return replace(
         session, status=status, state=state, version=session.version + 1, completed_at=completed_at
     )
@@ -431,11 +436,18 @@ async def detach_customer(connection: AsyncConnection, customer_id: int) -> int:
     await connection.execute(
         sa.update(answers).where(answers.c.session_id.in_(owned)).values(value_text=None)
     )
-    await connection.execute(
+    ended = await connection.execute(
         sa.update(survey_sessions)
         .where(survey_sessions.c.customer_id == customer_id, survey_sessions.c.status == OPEN)
         .values(status=ABANDONED, **_NEXT_VERSION)
+        .returning(
+            survey_sessions.c.branch_id,
+            survey_sessions.c.survey_id,
+            survey_sessions.c.started_at,
+            survey_sessions.c.reached,
+        )
     )
+    await rollups.record_stops(connection, [tuple(row) for row in ended])
     result = await connection.execute(
         sa.update(survey_sessions)
         .where(survey_sessions.c.customer_id == customer_id)
@@ -475,9 +487,19 @@ async def purge_before(connection: AsyncConnection, cutoff: datetime) -> tuple[i
         .where(answers.c.session_id.in_(old), answers.c.value_text.is_not(None))
         .values(value_text=None)
     )
-    ended = await connection.execute(
-        sa.update(survey_sessions)
-        .where(survey_sessions.c.updated_at < cutoff, survey_sessions.c.status == OPEN)
-        .values(status=ABANDONED, state=_dump(SCRUBBED), **_NEXT_VERSION)
-    )
-    return texts.rowcount, ended.rowcount
+    ended = [
+        tuple(row)
+        for row in await connection.execute(
+            sa.update(survey_sessions)
+            .where(survey_sessions.c.updated_at < cutoff, survey_sessions.c.status == OPEN)
+            .values(status=ABANDONED, state=_dump(SCRUBBED), **_NEXT_VERSION)
+            .returning(
+                survey_sessions.c.branch_id,
+                survey_sessions.c.survey_id,
+                survey_sessions.c.started_at,
+                survey_sessions.c.reached,
+            )
+        )
+    ]
+    await rollups.record_stops(connection, ended)
+    return texts.rowcount, len(ended)

@@ -292,8 +292,11 @@ class Results:
         self, connection: AsyncConnection, org: Org, scope: Scope, period: Period, locale: str
     ) -> Summary:
         branches = [org.branches[code] for code in org.branch_codes_within(scope)]
-        now_figures = await store.figures(connection, windows_for(branches, period))
-        before = await store.figures(connection, windows_for(branches, period.previous()))
+        now_figures, before = await store.figures_of(
+            connection,
+            [windows_for(branches, period), windows_for(branches, period.previous())],
+            totals_only={1},  # the previous period is compared as a whole
+        )
         surveys = await self._surveys(connection, now_figures, before)
         return self._assemble(locale, scope, period, branches, now_figures, before, surveys)
 

@@ -380,6 +380,7 @@ async def _rebuild_rollups(settings: Settings) -> int:
         async with db.transaction() as connection:
             rows = await rollups.rebuild(connection)
             await audit.append(connection, "system", "results.rebuild", details={"rows": rows})
+        await rollups.settle(db.engine)
     finally:
         await db.dispose()
     print(f"Roll-ups rebuilt: {rows} rows.")

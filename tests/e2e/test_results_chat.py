@@ -7,7 +7,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +16,8 @@ from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.services.access import Role
 from bot.wiring.services import Services
 from storage import results as store
-from storage.models import audit_log, rollups, staff
+from storage import sessions
+from storage.models import audit_log, rollup_weeks, rollups, staff
 from tests.e2e.staffing import FakeClock, add_staff, code, log_in
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -108,16 +109,29 @@ async def test_rollups_kept_by_the_answer_path_equal_a_rebuild(
     dropped = emulator.user(950, "Dedi")
     await consent(dropped, "b_JKT01")  # started, never finished
 
-    async def table() -> list[tuple[object, ...]]:
+    async def table(which: sa.Table) -> list[tuple[object, ...]]:
         async with services.db.transaction() as connection:
-            rows = await connection.execute(sa.select(rollups).order_by(*rollups.c))
+            rows = await connection.execute(sa.select(which).order_by(*which.c))
             return [tuple(row) for row in rows]
 
-    kept = await table()
+    kept, kept_weeks = await table(rollups), await table(rollup_weeks)
     assert ("started" in {row[3] for row in kept}) and ("nps" in {row[3] for row in kept})
+    assert {row[0].weekday() for row in kept_weeks} == {0}  # type: ignore[attr-defined]
+    assert sum(row[6] for row in kept_weeks) == sum(row[6] for row in kept)  # type: ignore[misc]
     async with services.db.transaction() as connection:
         await store.rebuild(connection)
-    assert await table() == kept
+    assert await table(rollups) == kept
+    assert await table(rollup_weeks) == kept_weeks
+
+    # The open session ends unfinished (expiry): it is counted where it stopped, as a rebuild
+    # counts it.
+    async with services.db.transaction() as connection:
+        assert (await sessions.purge_before(connection, datetime.now(UTC) + timedelta(days=1)))[1]
+    kept = await table(rollups)
+    assert [row[4] for row in kept if row[3] == store.STOPPED] == ["csat"]
+    async with services.db.transaction() as connection:
+        await store.rebuild(connection)
+    assert await table(rollups) == kept
 
 
 async def test_exports_stream_responses_with_labels_in_the_readers_language(
