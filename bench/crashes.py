@@ -56,11 +56,40 @@ def bot_env(settings: Settings, token: str, **extra: str) -> dict[str, str]:
     }
 
 
+def crash_emulator(token: str) -> BotApiEmulator:
+    """No flood limits (the bot's pacing is not under test); Telegram's webhook retries span
+    a restart."""
+    return BotApiEmulator(
+        token=token,
+        global_rate=None,
+        per_chat_rate=None,
+        webhook_retry_delays=(0.5, 1.0, 2.0, 4.0, 8.0),
+    )
+
+
+def bot_process(emulator: BotApiEmulator, settings: Settings, mode: str) -> BotProcess:
+    """`run_bot.py` for `settings`, polling or behind a webhook on a free port, its pacing
+    loose enough that it never holds a customer's reply back."""
+    extra = {"PER_CHAT_RATE": "30", "PER_CHAT_BURST": "30", "SEND_RATE": "1000"}
+    args: tuple[str, ...] = ()
+    if mode == "webhook":
+        port = _free_port()
+        args = ("--webhook",)
+        extra |= {
+            "WEBHOOK_URL": f"http://127.0.0.1:{port}",
+            "LISTEN_HOST": "127.0.0.1",
+            "LISTEN_PORT": str(port),
+            "WEBHOOK_SECRET": "crash-secret",
+        }
+    return BotProcess(bot_env(settings, emulator.token, LOG_LEVEL="INFO", **extra), args)
+
+
 class BotProcess:
     """`run_bot.py` in a process of its own, killed and started again at will."""
 
     def __init__(self, env: dict[str, str], args: tuple[str, ...]) -> None:
         self._env, self._args = env, args
+        self.url = env.get("WEBHOOK_URL")  # where it listens, behind a webhook
         self.process: asyncio.subprocess.Process | None = None
         self.log: list[str] = []
         self._drain: asyncio.Task[None] | None = None
@@ -186,20 +215,8 @@ async def crash_run(
     with SIGKILL `kills` times, each time started again at once. `services` is on the bot's
     database, with the example organisation loaded; `emulator` should retry webhook deliveries
     across a restart (a few seconds)."""
-    settings = services.settings
-    extra = {"PER_CHAT_RATE": "30", "PER_CHAT_BURST": "30", "SEND_RATE": "1000"}
-    args: tuple[str, ...] = ()
-    if mode == "webhook":
-        port = _free_port()
-        args = ("--webhook",)
-        extra |= {
-            "WEBHOOK_URL": f"http://127.0.0.1:{port}",
-            "LISTEN_HOST": "127.0.0.1",
-            "LISTEN_PORT": str(port),
-            "WEBHOOK_SECRET": "crash-secret",
-        }
     run = CrashRun(mode, customers)
-    bot = BotProcess(bot_env(settings, emulator.token, LOG_LEVEL="INFO", **extra), args)
+    bot = bot_process(emulator, services.settings, mode)
     loop = asyncio.get_running_loop()
     await bot.start()
     users = [add_user(emulator, first_id + n) for n in range(customers)]

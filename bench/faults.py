@@ -24,6 +24,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
+import random
 import statistics
 import sys
 import tempfile
@@ -42,6 +44,9 @@ from telegram import Update
 from telegram.ext import Application, TypeHandler
 
 from bench.answers import PG_URL, _free_port, database, postgres_reachable
+from bench.client import BenchUser, add_user, warm_up
+from bench.crashes import BotProcess, bot_process, crash_emulator, crash_run
+from bench.procstat import process_cpu
 from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.devtools.example import load_example
 from bot.services.conversation import answers_so_far
@@ -57,7 +62,12 @@ from storage.models import customers, survey_sessions
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:FAULTS-TOKEN"
 SECRET = "faults-secret"
-PROBE_RATE = 10  # health checks a second per prober; 64 probers
+PROBERS = 64  # connections asking /healthz, from a process of their own
+PROBE_RATE = 1200.0  # health checks a second, all probers together
+HEALTH_CUSTOMERS = 40  # each answers one survey (the bot asks no one twice in a row)
+HEALTH_TRIALS = 3  # phases without and with the flood, in turn
+CRASH_CUSTOMERS = 50
+KILLS = 5
 TELEGRAM_TRIES = 10  # deliveries of one update at most, in this bench
 SENDER = {"id": 9001, "is_bot": False, "first_name": "Tia"}
 CHAT = {"id": 9001, "type": "private", "first_name": "Tia"}
@@ -103,9 +113,10 @@ class Records(logging.Handler):
 
 
 @contextlib.asynccontextmanager
-async def bot(
+async def opened(
     kind: str, folder: Path, pg_url: str, emulator: BotApiEmulator, **settings: Any
-) -> AsyncIterator[tuple[Services, Application, Webhook]]:  # type: ignore[type-arg]
+) -> AsyncIterator[Services]:
+    """The services on a fresh database holding the example organisation."""
     fresh = Path(tempfile.mkdtemp(dir=folder))  # a new SQLite file and key for each bot
     async with database(kind, fresh, pg_url) as url:
         services = await open_services(
@@ -124,13 +135,22 @@ async def bot(
         try:
             async with services.db.transaction() as connection:
                 await load_example(connection)
-            port = _free_port()
-            hook = Webhook(f"http://127.0.0.1:{port}", "127.0.0.1", port, SECRET)
-            async with running(services, hook) as app:
-                yield services, app, hook
+            yield services
         finally:
             await services.db.dispose()
             set_keyring(None)
+
+
+@contextlib.asynccontextmanager
+async def bot(
+    kind: str, folder: Path, pg_url: str, emulator: BotApiEmulator, **settings: Any
+) -> AsyncIterator[tuple[Services, Application, Webhook]]:  # type: ignore[type-arg]
+    """The bot in this process, behind a webhook, on a fresh database."""
+    async with opened(kind, folder, pg_url, emulator, **settings) as services:
+        port = _free_port()
+        hook = Webhook(f"http://127.0.0.1:{port}", "127.0.0.1", port, SECRET)
+        async with running(services, hook) as app:
+            yield services, app, hook
 
 
 async def consent(user: SimUser, payload: str) -> SimMessage:
@@ -264,61 +284,143 @@ async def _stored_first_answers(services: Services, telegram_ids: list[int]) -> 
     return held
 
 
-# -- a health-check flood ---------------------------------------------------------------------
+# -- SIGKILL crashes ---------------------------------------------------------------------------
 
 
-async def healthz(
-    kind: str, folder: Path, pg_url: str, customers_count: int, ttl: float | None
-) -> str:
-    previous = web.HEALTH_TTL
-    web.HEALTH_TTL = ttl if ttl is not None else previous
-    probes = 0
-    try:
-        async with (
-            BotApiEmulator(token=TOKEN, per_chat_burst=20) as emulator,
-            bot(kind, folder, pg_url, emulator) as (_, _, hook),
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
-        ):
-            stop = asyncio.Event()
-
-            async def prober() -> None:  # each asks PROBE_RATE times a second
-                nonlocal probes
-                while not stop.is_set():
-                    asked = time.monotonic()
-                    async with http.get(f"{hook.public_url}/healthz") as response:
-                        await response.read()
-                    probes += 1
-                    await asyncio.sleep(max(0.0, 1 / PROBE_RATE - (time.monotonic() - asked)))
-
-            flood = [asyncio.create_task(prober()) for _ in range(64 if ttl is not None else 0)]
-            started = time.monotonic()
-            latencies: list[float] = []
-            users = [emulator.user(8500 + n, language_code="en") for n in range(customers_count)]
-            await asyncio.gather(*(_answer_all(user, latencies) for user in users))
-            elapsed = time.monotonic() - started
-            stop.set()
-            await asyncio.gather(*flood, return_exceptions=True)
-    finally:
-        web.HEALTH_TTL = previous
-    cuts = statistics.quantiles(latencies, n=20)
-    label = "no flood" if ttl is None else "checked on every probe" if ttl == 0 else "cached 1 s"
-    median = statistics.median(latencies) * 1000
+async def crash(kind: str, folder: Path, pg_url: str, mode: str) -> str:
+    emulator = crash_emulator(TOKEN)
+    async with emulator, opened(kind, folder, pg_url, emulator) as services:
+        run = await crash_run(emulator, services, mode, customers=CRASH_CUSTOMERS, kills=KILLS)
+    errors = f"{run.server_errors} / {run.refused}" if mode == "webhook" else "–"
+    tracebacks = "".join(run.log).count("Traceback")
     return (
-        f"| {kind} | {label} | {probes / elapsed:,.0f} | {median:.0f} ms "
-        f"| {cuts[18] * 1000:.0f} ms | {len(latencies)} |"
+        f"| {kind} | {mode} | {run.finished} / {run.customers} "
+        f"| {run.acknowledged} / {run.stored} | {run.duplicates} | {errors} | {run.retaps} "
+        f"| {statistics.median(run.startups):.1f} s "
+        f"| {statistics.median(run.recoveries):.1f} s ({max(run.recoveries):.1f} s) "
+        f"| {tracebacks} |"
     )
 
 
-async def _answer_all(user: SimUser, latencies: list[float]) -> None:
-    question = await consent(user, "b_JKT01")
+# -- a health-check flood ---------------------------------------------------------------------
+
+
+def _flood(url: str, clients: int, rate: float, stop: Any, probes: Any) -> None:
+    """A process of its own: `clients` connections asking `url` at `rate` a second in all,
+    until `stop` is set; the answers counted in `probes`, their span in seconds after it."""
+    asyncio.run(_probe(url, clients, rate, stop, probes))
+
+
+async def _probe(url: str, clients: int, rate: float, stop: Any, probes: Any) -> None:
+    loop = asyncio.get_running_loop()
+    answered = 0
+
+    async def client(http: aiohttp.ClientSession, offset: float) -> None:
+        nonlocal answered
+        due = loop.time() + offset
+        while not stop.is_set():
+            async with http.get(url) as response:
+                await response.read()
+            answered += 1
+            due += clients / rate
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        started = loop.time()
+        await asyncio.gather(*(client(http, n / rate) for n in range(clients)))
+        probes[0], probes[1] = answered, loop.time() - started
+
+
+@dataclass
+class HealthPhase:
+    """Customers answering a survey each, with or without the flood."""
+
+    flood: bool
+    latencies: list[float]
+    probes_per_second: float
+    bot_cpu: float  # the bot process's CPU seconds per second of the phase
+
+
+async def healthz(kind: str, folder: Path, pg_url: str) -> list[str]:
+    """Phases without and with the flood, in turn, against one bot process."""
+    emulator = crash_emulator(TOKEN)
+    phases: list[HealthPhase] = []
+    async with emulator, opened(kind, folder, pg_url, emulator) as services:
+        process = bot_process(emulator, services.settings, "webhook")
+        await process.start()
+        try:
+            for _trial in range(HEALTH_TRIALS):
+                for flood in (False, True):
+                    first = 8000 + len(phases) * HEALTH_CUSTOMERS
+                    phases.append(await _health_phase(emulator, process, flood, first))
+        finally:
+            await process.stop()
+    rows = []
+    for number, phase in enumerate(phases):
+        rows.append(_health_row(kind, str(number // 2 + 1), phase))
+    for flood in (False, True):
+        pooled = [p for p in phases if p.flood == flood]
+        together = HealthPhase(
+            flood,
+            [latency for p in pooled for latency in p.latencies],
+            statistics.fmean(p.probes_per_second for p in pooled),
+            statistics.fmean(p.bot_cpu for p in pooled),
+        )
+        rows.append(_health_row(kind, "all", together))
+    return rows
+
+
+async def _health_phase(
+    emulator: BotApiEmulator, bot: BotProcess, flood: bool, first_id: int
+) -> HealthPhase:
+    assert bot.process is not None
+    context = multiprocessing.get_context("spawn")
+    stop, probes = context.Event(), context.Array("d", 2)
+    prober = None
+    if flood:
+        url = f"{bot.url}/healthz"
+        prober = context.Process(target=_flood, args=(url, PROBERS, PROBE_RATE, stop, probes))
+        prober.start()
+        await asyncio.sleep(1.5)  # the flood is under way before customers come
+    latencies: list[float] = []
+    try:
+        cpu, started = process_cpu(bot.process.pid), time.monotonic()
+        users = [add_user(emulator, first_id + n) for n in range(HEALTH_CUSTOMERS)]
+        await asyncio.gather(*(_answer_all(user, latencies) for user in users))
+        cpu = (process_cpu(bot.process.pid) - cpu) / (time.monotonic() - started)
+    finally:
+        stop.set()
+        if prober is not None:
+            await asyncio.to_thread(prober.join, 30)
+    rate = probes[0] / probes[1] if probes[1] else 0.0
+    return HealthPhase(flood, latencies, rate, cpu)
+
+
+def _health_row(kind: str, trial: str, phase: HealthPhase) -> str:
+    cuts = statistics.quantiles(phase.latencies, n=20)
+    label = f"{PROBERS} clients" if phase.flood else "no flood"
+    return (
+        f"| {kind} | {trial} | {label} | {phase.probes_per_second:,.0f} "
+        f"| {statistics.median(phase.latencies) * 1000:.1f} ms | {cuts[18] * 1000:.1f} ms "
+        f"| {phase.bot_cpu:.0%} | {len(phase.latencies)} |"
+    )
+
+
+async def _answer_all(user: BenchUser, latencies: list[float]) -> None:
+    """One survey, reading each question for a moment; each latency runs from the press until
+    the customer's chat changed (stamped as the emulator delivered it)."""
+    rng = random.Random(user.id)
+    question = await warm_up(user, "b_JKT01")
     while question.button_data:  # the outro has none
+        await asyncio.sleep(rng.uniform(0.2, 0.8))
         skip = [d for d in question.button_data if d.endswith(":s")]
         data = (skip or [d for d in question.button_data if ":a:" in d])[0]
-        pressed = time.monotonic()
-        await user.press(question, data)
         shown = (question.message_id, question.body)
+        pressed = time.perf_counter()
+        await user.press(question, data)
         question = await user.wait_for(lambda m, shown=shown: (m.message_id, m.body) != shown, 30)
-        latencies.append(time.monotonic() - pressed)
+        latencies.append(user.stamps[question.message_id] - pressed)
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -332,9 +434,16 @@ OUTAGE_HEADER = (
     "| presses / answers stored |\n|---|---:|---:|---:|---:|---:|---|"
 )
 HEALTH_HEADER = (
-    "| database | health checks | probes/s | press p50 | press p95 | presses |\n"
-    "|---|---|---:|---:|---:|---:|"
+    "| database | trial | health checks | probes/s answered | press p50 | press p95 "
+    "| bot CPU (of one core) | presses |\n|---|---|---|---:|---:|---:|---:|---:|"
 )
+CRASH_HEADER = (
+    "| database | mode | customers finished | answers acknowledged / stored | duplicates "
+    "| 5xx / no bot listening | re-taps | restart to running (median) "
+    "| restart to first answer (median, max) | tracebacks |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+SCENARIOS = ("poison", "outage", "crash", "healthz")
 
 
 @dataclass(frozen=True)
@@ -342,11 +451,13 @@ class Options:
     databases: tuple[str, ...]
     customers: int
     pg_url: str
+    scenarios: tuple[str, ...]
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__)
     parser.add_argument("--database", choices=("sqlite", "postgres", "all"), default="all")
+    parser.add_argument("--scenario", choices=(*SCENARIOS, "all"), default="all")
     parser.add_argument("--customers", type=int, default=20)
     parser.add_argument("--pg-url", default=PG_URL)
     args = parser.parse_args(argv)
@@ -354,24 +465,38 @@ async def main(argv: list[str] | None = None) -> int:
     if "postgres" in databases and not await postgres_reachable(args.pg_url):
         print(f"PostgreSQL at {args.pg_url} is not reachable; SQLite only.", file=sys.stderr)
         databases = tuple(d for d in databases if d != "postgres")
-    options = Options(databases, args.customers, args.pg_url)
+    scenarios = SCENARIOS if args.scenario == "all" else (args.scenario,)
+    options = Options(databases, args.customers, args.pg_url, scenarios)
     logging.getLogger().setLevel(logging.WARNING)  # counted by Records, printed by nobody
     with tempfile.TemporaryDirectory(prefix="suara-faults-") as name:
-        folder = Path(name)
+        await _run(options, Path(name))
+    return 0
+
+
+async def _run(options: Options, folder: Path) -> None:
+    kinds = options.databases
+    if "poison" in options.scenarios:
         print(POISON_HEADER)
-        for kind in options.databases:
+        for kind in kinds:
             for row in await poison(kind, folder, options.pg_url):
                 print(row)
         print()
+    if "outage" in options.scenarios:
         print(OUTAGE_HEADER)
-        for kind in options.databases:
+        for kind in kinds:
             print(await outage(kind, folder, options.pg_url, options.customers))
         print()
-        print(HEALTH_HEADER)
-        for kind in options.databases:
-            for ttl in (None, 1.0, 0.0):
-                print(await healthz(kind, folder, options.pg_url, options.customers, ttl))
-    return 0
+    if "crash" in options.scenarios:
+        print(CRASH_HEADER, flush=True)
+        for kind in kinds:
+            for mode in ("webhook", "polling"):
+                print(await crash(kind, folder, options.pg_url, mode), flush=True)
+        print()
+    if "healthz" in options.scenarios:
+        print(HEALTH_HEADER, flush=True)
+        for kind in kinds:
+            for row in await healthz(kind, folder, options.pg_url):
+                print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bench.crashes import EXPECTED, crash_run
+from bench.crashes import EXPECTED, crash_emulator, crash_run
 from bot.devtools.emulator import BotApiEmulator
 from bot.wiring.services import Services
 from tests.e2e.conftest import TOKEN
@@ -22,14 +22,7 @@ KILLS = 5
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[BotApiEmulator]:
-    """No flood limits (the bot's pacing is not under test); Telegram's webhook retries span a
-    restart."""
-    async with BotApiEmulator(
-        token=TOKEN,
-        global_rate=None,
-        per_chat_rate=None,
-        webhook_retry_delays=(0.5, 1.0, 2.0, 4.0, 8.0),
-    ) as emu:
+    async with crash_emulator(TOKEN) as emu:
         yield emu
 
 
