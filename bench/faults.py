@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 import aiohttp
 import sqlalchemy as sa
+from aiohttp import web as web_server
 from telegram import Update
 from telegram.ext import Application, TypeHandler
 
@@ -304,6 +305,10 @@ async def crash(kind: str, folder: Path, pg_url: str, mode: str) -> str:
 
 # -- a health-check flood ---------------------------------------------------------------------
 
+# Where a phase's flood goes: nowhere, the bot's /healthz, or a bystander process answering the
+# same bytes (the same load on the machine, none on the bot: what the flood costs by itself).
+TARGETS = ("no flood", "the bot", "a bystander")
+
 
 def _flood(url: str, clients: int, rate: float, stop: Any, probes: Any) -> None:
     """A process of its own: `clients` connections asking `url` at `rate` a second in all,
@@ -325,25 +330,46 @@ async def _probe(url: str, clients: int, rate: float, stop: Any, probes: Any) ->
             due += clients / rate
             await asyncio.sleep(max(0.0, due - loop.time()))
 
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         started = loop.time()
         await asyncio.gather(*(client(http, n / rate) for n in range(clients)))
         probes[0], probes[1] = answered, loop.time() - started
 
 
+def _bystander(port: int, stop: Any) -> None:
+    """A process of its own answering `GET /healthz` with fixed bytes until `stop` is set."""
+
+    async def serve() -> None:
+        body = json.dumps({"status": "ok"}).encode()
+
+        async def healthz(_request: web_server.Request) -> web_server.Response:
+            return web_server.Response(body=body, content_type="application/json")
+
+        app = web_server.Application()
+        app.router.add_get("/healthz", healthz)
+        runner = web_server.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web_server.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.to_thread(stop.wait)
+        await runner.cleanup()
+
+    asyncio.run(serve())
+
+
 @dataclass
 class HealthPhase:
-    """Customers answering a survey each, with or without the flood."""
+    """Customers answering a survey each, while the flood goes to `target`."""
 
-    flood: bool
+    target: str
     latencies: list[float]
     probes_per_second: float
     bot_cpu: float  # the bot process's CPU seconds per second of the phase
+    flood_cpu: float  # the probers' and the bystander's
 
 
 async def healthz(kind: str, folder: Path, pg_url: str) -> list[str]:
-    """Phases without and with the flood, in turn, against one bot process."""
+    """Phases without the flood, with it at the bot, and with it at a bystander, in turn,
+    against one bot process."""
     emulator = crash_emulator(TOKEN)
     phases: list[HealthPhase] = []
     async with emulator, opened(kind, folder, pg_url, emulator) as services:
@@ -351,59 +377,69 @@ async def healthz(kind: str, folder: Path, pg_url: str) -> list[str]:
         await process.start()
         try:
             for _trial in range(HEALTH_TRIALS):
-                for flood in (False, True):
+                for target in TARGETS:
                     first = 8000 + len(phases) * HEALTH_CUSTOMERS
-                    phases.append(await _health_phase(emulator, process, flood, first))
+                    phases.append(await _health_phase(emulator, process, target, first))
         finally:
             await process.stop()
-    rows = []
-    for number, phase in enumerate(phases):
-        rows.append(_health_row(kind, str(number // 2 + 1), phase))
-    for flood in (False, True):
-        pooled = [p for p in phases if p.flood == flood]
+    rows = [_health_row(kind, str(n // len(TARGETS) + 1), p) for n, p in enumerate(phases)]
+    for target in TARGETS:
+        pooled = [p for p in phases if p.target == target]
         together = HealthPhase(
-            flood,
+            target,
             [latency for p in pooled for latency in p.latencies],
             statistics.fmean(p.probes_per_second for p in pooled),
             statistics.fmean(p.bot_cpu for p in pooled),
+            statistics.fmean(p.flood_cpu for p in pooled),
         )
         rows.append(_health_row(kind, "all", together))
     return rows
 
 
 async def _health_phase(
-    emulator: BotApiEmulator, bot: BotProcess, flood: bool, first_id: int
+    emulator: BotApiEmulator, bot: BotProcess, target: str, first_id: int
 ) -> HealthPhase:
     assert bot.process is not None
     context = multiprocessing.get_context("spawn")
     stop, probes = context.Event(), context.Array("d", 2)
-    prober = None
-    if flood:
-        url = f"{bot.url}/healthz"
-        prober = context.Process(target=_flood, args=(url, PROBERS, PROBE_RATE, stop, probes))
-        prober.start()
-        await asyncio.sleep(1.5)  # the flood is under way before customers come
+    helpers = []
+    if target != "no flood":
+        url = bot.url
+        if target == "a bystander":
+            port = _free_port()
+            helpers.append(context.Process(target=_bystander, args=(port, stop)))
+            url = f"http://127.0.0.1:{port}"
+        helpers.append(
+            context.Process(
+                target=_flood, args=(f"{url}/healthz", PROBERS, PROBE_RATE, stop, probes)
+            )
+        )
+        for helper in helpers:
+            helper.start()
+            await asyncio.sleep(1.0)  # listening, or under way, before customers come
     latencies: list[float] = []
+    pids = [bot.process.pid, *(helper.pid for helper in helpers if helper.pid is not None)]
     try:
-        cpu, started = process_cpu(bot.process.pid), time.monotonic()
+        before, started = [process_cpu(pid) for pid in pids], time.monotonic()
         users = [add_user(emulator, first_id + n) for n in range(HEALTH_CUSTOMERS)]
         await asyncio.gather(*(_answer_all(user, latencies) for user in users))
-        cpu = (process_cpu(bot.process.pid) - cpu) / (time.monotonic() - started)
+        spent = [process_cpu(pid) - was for pid, was in zip(pids, before, strict=True)]
+        elapsed = time.monotonic() - started
     finally:
         stop.set()
-        if prober is not None:
-            await asyncio.to_thread(prober.join, 30)
+        for helper in helpers:
+            await asyncio.to_thread(helper.join, 30)
     rate = probes[0] / probes[1] if probes[1] else 0.0
-    return HealthPhase(flood, latencies, rate, cpu)
+    return HealthPhase(target, latencies, rate, spent[0] / elapsed, sum(spent[1:]) / elapsed)
 
 
 def _health_row(kind: str, trial: str, phase: HealthPhase) -> str:
     cuts = statistics.quantiles(phase.latencies, n=20)
-    label = f"{PROBERS} clients" if phase.flood else "no flood"
+    label = phase.target if phase.target == "no flood" else f"{PROBERS} clients at {phase.target}"
     return (
         f"| {kind} | {trial} | {label} | {phase.probes_per_second:,.0f} "
         f"| {statistics.median(phase.latencies) * 1000:.1f} ms | {cuts[18] * 1000:.1f} ms "
-        f"| {phase.bot_cpu:.0%} | {len(phase.latencies)} |"
+        f"| {phase.bot_cpu:.0%} | {phase.flood_cpu:.0%} | {len(phase.latencies)} |"
     )
 
 
@@ -434,8 +470,8 @@ OUTAGE_HEADER = (
     "| presses / answers stored |\n|---|---:|---:|---:|---:|---:|---|"
 )
 HEALTH_HEADER = (
-    "| database | trial | health checks | probes/s answered | press p50 | press p95 "
-    "| bot CPU (of one core) | presses |\n|---|---|---|---:|---:|---:|---:|---:|"
+    "| database | trial | flood | probes/s answered | press p50 | press p95 "
+    "| bot CPU | flood CPU | presses |\n|---|---|---|---:|---:|---:|---:|---:|---:|"
 )
 CRASH_HEADER = (
     "| database | mode | customers finished | answers acknowledged / stored | duplicates "
