@@ -1,10 +1,10 @@
-"""Faults tried against the real bot: poison updates, a database outage, a health-check flood.
+"""Faults tried against the real bot: poison updates, a database outage, SIGKILL crashes, a
+health-check flood.
 
-    python -m bench.faults [--database sqlite|postgres|all] [--customers 20]
+    python -m bench.faults [--database sqlite|postgres|all]
+                           [--scenario poison|outage|crash|healthz|all] [--customers 20]
 
-The emulator, the bot (python-telegram-bot over HTTP, webhook mode) and the simulated
-customers share one process, as in the end-to-end tests. Each scenario prints one table row;
-bench/FAULTS.md records a run.
+Each scenario prints table rows on a fresh database; bench/FAULTS.md records a run.
 
 - poison: each kind of update that used to fail on every delivery is posted the way Telegram
   delivers, again after each non-2xx answer, up to 10 times: deliveries and 5xx per kind.
@@ -12,9 +12,17 @@ bench/FAULTS.md records a run.
   SQLite: the connection takes no writes, as one opened on a read-only file), then it
   recovers: 5xx answers, log lines (outage records vs tracebacks), the time from recovery
   until every customer saw the next question, and presses acknowledged vs answers stored.
-- healthz: customers answer a whole survey while 64 clients ask `/healthz` as fast as they
-  can; press-to-next-question latency with the verdict cached for a second (as shipped),
-  checked on every probe, and without the flood.
+  Poison and outage run the bot in this process, beside the emulator and the customers.
+- crash: the real `run_bot.py` in a process of its own, killed with SIGKILL five times among
+  50 customers and started again each time, webhook and polling (bench/crashes.py, the
+  driver tests/e2e/test_crash.py asserts on): customers finished, answers acknowledged vs
+  stored, duplicates, 5xx deliveries, re-taps, and the time from each restart until the bot
+  runs and until it first answers a customer.
+- healthz: 40 customers answer a survey each against `run_bot.py --webhook` in its own
+  process, while 64 connections from a third process ask `/healthz` 1,200 times a second in
+  all, at the bot or at a bystander process (the same load on the machine, none on the bot),
+  or not at all, in turn: press-to-next-question p50/p95, probes answered a second, and the
+  CPU of the bot and of the flood.
 """
 
 from __future__ import annotations
@@ -324,9 +332,12 @@ async def _probe(url: str, clients: int, rate: float, stop: Any, probes: Any) ->
         nonlocal answered
         due = loop.time() + offset
         while not stop.is_set():
-            async with http.get(url) as response:
-                await response.read()
-            answered += 1
+            try:
+                async with http.get(url) as response:
+                    await response.read()
+                answered += 1
+            except aiohttp.ClientError:  # counted out: the rate shows it
+                pass
             due += clients / rate
             await asyncio.sleep(max(0.0, due - loop.time()))
 
@@ -416,7 +427,9 @@ async def _health_phase(
         )
         for helper in helpers:
             helper.start()
-            await asyncio.sleep(1.0)  # listening, or under way, before customers come
+            if helper is not helpers[-1]:
+                await _listening(port)
+        await asyncio.sleep(1.0)  # the flood under way before customers come
     latencies: list[float] = []
     pids = [bot.process.pid, *(helper.pid for helper in helpers if helper.pid is not None)]
     try:
@@ -431,6 +444,18 @@ async def _health_phase(
             await asyncio.to_thread(helper.join, 30)
     rate = probes[0] / probes[1] if probes[1] else 0.0
     return HealthPhase(target, latencies, rate, spent[0] / elapsed, sum(spent[1:]) / elapsed)
+
+
+async def _listening(port: int) -> None:
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def _health_row(kind: str, trial: str, phase: HealthPhase) -> str:
