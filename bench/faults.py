@@ -374,13 +374,14 @@ class HealthPhase:
     target: str
     latencies: list[float]
     probes_per_second: float
-    bot_cpu: float  # the bot process's CPU seconds per second of the phase
+    seconds: float
+    bot_cpu: float  # the bot process's CPU seconds in the phase
     flood_cpu: float  # the probers' and the bystander's
 
 
-async def healthz(kind: str, folder: Path, pg_url: str) -> list[str]:
+async def healthz(kind: str, folder: Path, pg_url: str) -> tuple[list[str], str]:
     """Phases without the flood, with it at the bot, and with it at a bystander, in turn,
-    against one bot process."""
+    against one bot process; the table's rows, and what the bot spends on one probe."""
     emulator = crash_emulator(TOKEN)
     phases: list[HealthPhase] = []
     async with emulator, opened(kind, folder, pg_url, emulator) as services:
@@ -399,12 +400,18 @@ async def healthz(kind: str, folder: Path, pg_url: str) -> list[str]:
         together = HealthPhase(
             target,
             [latency for p in pooled for latency in p.latencies],
-            statistics.fmean(p.probes_per_second for p in pooled),
-            statistics.fmean(p.bot_cpu for p in pooled),
-            statistics.fmean(p.flood_cpu for p in pooled),
+            sum(p.probes_per_second * p.seconds for p in pooled) / sum(p.seconds for p in pooled),
+            sum(p.seconds for p in pooled),
+            sum(p.bot_cpu for p in pooled),
+            sum(p.flood_cpu for p in pooled),
         )
         rows.append(_health_row(kind, "all", together))
-    return rows
+    at_bot = [p for p in phases if p.target == "the bot"]
+    extra = sum(p.bot_cpu for p in at_bot) - sum(
+        p.bot_cpu for p in phases if p.target == "a bystander"
+    )
+    probes = sum(p.probes_per_second * p.seconds for p in at_bot)
+    return rows, f"{kind}: the bot spent {extra / probes * 1e6:.0f} µs of CPU per probe answered"
 
 
 async def _health_phase(
@@ -443,7 +450,7 @@ async def _health_phase(
         for helper in helpers:
             await asyncio.to_thread(helper.join, 30)
     rate = probes[0] / probes[1] if probes[1] else 0.0
-    return HealthPhase(target, latencies, rate, spent[0] / elapsed, sum(spent[1:]) / elapsed)
+    return HealthPhase(target, latencies, rate, elapsed, spent[0], sum(spent[1:]))
 
 
 async def _listening(port: int) -> None:
@@ -464,7 +471,8 @@ def _health_row(kind: str, trial: str, phase: HealthPhase) -> str:
     return (
         f"| {kind} | {trial} | {label} | {phase.probes_per_second:,.0f} "
         f"| {statistics.median(phase.latencies) * 1000:.1f} ms | {cuts[18] * 1000:.1f} ms "
-        f"| {phase.bot_cpu:.0%} | {phase.flood_cpu:.0%} | {len(phase.latencies)} |"
+        f"| {phase.seconds:.1f} s | {phase.bot_cpu:.2f} s | {phase.flood_cpu:.2f} s "
+        f"| {len(phase.latencies)} |"
     )
 
 
@@ -496,7 +504,7 @@ OUTAGE_HEADER = (
 )
 HEALTH_HEADER = (
     "| database | trial | flood | probes/s answered | press p50 | press p95 "
-    "| bot CPU | flood CPU | presses |\n|---|---|---|---:|---:|---:|---:|---:|---:|"
+    "| phase | bot CPU | flood CPU | presses |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
 )
 CRASH_HEADER = (
     "| database | mode | customers finished | answers acknowledged / stored | duplicates "
@@ -555,9 +563,12 @@ async def _run(options: Options, folder: Path) -> None:
         print()
     if "healthz" in options.scenarios:
         print(HEALTH_HEADER, flush=True)
+        costs = []
         for kind in kinds:
-            for row in await healthz(kind, folder, options.pg_url):
-                print(row, flush=True)
+            rows, cost = await healthz(kind, folder, options.pg_url)
+            print("\n".join(rows), flush=True)
+            costs.append(cost)
+        print("\n" + "\n".join(costs))
 
 
 if __name__ == "__main__":
