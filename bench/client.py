@@ -26,9 +26,9 @@ class BenchUser(SimUser):
         super().__init__(*args, **kwargs)
         self.stamps: dict[int, float] = {}
 
-    def record(self, message: SimMessage, *, new: bool) -> None:
+    def record(self, message: SimMessage, *, new: bool, keys_removed: bool = False) -> None:
         self.stamps[message.message_id] = time.perf_counter()
-        super().record(message, new=new)
+        super().record(message, new=new, keys_removed=keys_removed)
 
 
 def add_user(emulator: BotApiEmulator, user_id: int) -> BenchUser:

@@ -1,5 +1,9 @@
-"""`/metrics` in Prometheus's text format and the health details, for the webhook server and,
-in polling mode, a small server of their own on METRICS_PORT.
+"""`/metrics` in Prometheus's text format and `/healthz`, for the webhook server and, in
+polling mode, a small server of their own on METRICS_PORT.
+
+`/healthz` is ready when the database answers and takes writes. Its whole answer is made at
+most once per `HEALTH_TTL` and then served as the same bytes: a flood of probes costs the
+event loop, which customers share, little more than aiohttp's handling of each request.
 
 Counters kept in this process (updates, sends, 429s) come from the services; figures the
 database holds (answers, open sessions, the send queue) are read at each scrape, so every
@@ -8,8 +12,11 @@ process reports the same truth about them.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,10 +27,13 @@ from telegram.ext import Application
 
 from bot.wiring.services import Services
 from storage import campaigns as campaign_store
+from storage.db import describe
 from storage.stats import totals
 
 log = logging.getLogger(__name__)
 SENDER_STALE = 10.0  # seconds without a look for work: the sender is stuck
+HEALTH_TTL = 1.0  # seconds a health answer is reused
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 class _Snapshot:
@@ -99,18 +109,53 @@ def metrics_handler(services: Services, application: Application) -> Any:  # typ
     return metrics
 
 
-def operations_app(services: Services, application: Application) -> web.Application:  # type: ignore[type-arg]
-    """`/metrics` and `/healthz` on their own, for polling mode."""
+async def _check_database(services: Services) -> tuple[int, dict[str, str]]:
+    """The health check's verdict: the database answers, and a write goes through."""
+    try:
+        await services.db.ping()
+    except Exception as error:
+        log.warning("health check: the database does not answer (%s)", describe(error))
+        return 503, {"status": "database unavailable"}
+    try:
+        await services.db.check_writable()
+    except Exception as error:
+        log.warning("health check: the database takes no writes (%s)", describe(error))
+        return 503, {"status": "database takes no writes"}
+    return 200, {"status": "ok"}
+
+
+def health_handler(
+    services: Services,
+    application: Application,  # type: ignore[type-arg]
+    clock: Callable[[], float] = time.monotonic,
+) -> Handler:
+    """`/healthz`: the verdict with the scheduler's and the sender's state, as JSON."""
+    answer: tuple[int, bytes] | None = None
+    made_at = 0.0
+    making = asyncio.Lock()
 
     async def healthz(_request: web.Request) -> web.Response:
-        try:
-            await services.db.ping()
-        except Exception:
-            log.warning("health check: the database does not answer")
-            return web.json_response({"status": "database unavailable"}, status=503)
-        return web.json_response({"status": "ok", **health_details(services, application)})
+        nonlocal answer, made_at
+        if answer is None or clock() - made_at >= HEALTH_TTL:
+            async with making:  # probes arriving together share one check
+                if answer is None or clock() - made_at >= HEALTH_TTL:
+                    status, body = await _check_database(services)
+                    if status == 200:
+                        body |= health_details(services, application)
+                    answer, made_at = (status, json.dumps(body).encode()), clock()
+        status, data = answer
+        return web.Response(body=data, status=status, content_type="application/json")
 
+    return healthz
+
+
+def operations_app(
+    services: Services,
+    application: Application,  # type: ignore[type-arg]
+    clock: Callable[[], float] = time.monotonic,
+) -> web.Application:
+    """`/metrics` and `/healthz` on their own, for polling mode."""
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler(services, application))
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", health_handler(services, application, clock))
     return app

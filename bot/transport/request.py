@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -149,12 +150,20 @@ class AiohttpRequest(BaseRequest):
 
 
 class UpdatesRequest(AiohttpRequest):
-    """The long-polling client: updates are trimmed (transport.incoming) before PTB parses them."""
+    """The long-polling client: updates are trimmed (transport.incoming) before PTB parses them.
+
+    An answer holding an update nested too deep for `json` is parsed one update at a time, and
+    that update keeps only its id: the offset then moves past it, so Telegram stops returning
+    it, instead of the RecursionError ending polling.
+    """
 
     __slots__ = ()
 
     def parse_json_payload(self, payload: bytes) -> JSONDict:
-        data = super().parse_json_payload(payload)
+        try:
+            data = super().parse_json_payload(payload)
+        except RecursionError:
+            data = {"ok": True, "result": _one_by_one(payload.decode("utf-8", "replace"))}
         updates = data.get("result")
         if isinstance(updates, list):
             if incoming.ESCAPED_SURROGATE.search(payload):
@@ -165,9 +174,46 @@ class UpdatesRequest(AiohttpRequest):
         return data
 
 
+# The tokens that nest or hide brackets in a JSON text: strings, and the brackets themselves.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_ID_VALUE = re.compile(r"\s*:\s*(-?\d+)")
+_UPDATE_DEPTH = 3  # {"ok": true, "result": [ {an update} ]}
+
+
+def _one_by_one(answer: str) -> list[Any]:
+    """getUpdates' updates, each parsed alone; one nested too deep is left as its id alone,
+    which a scan of its own members finds, or dropped when it has none."""
+    updates: list[Any] = []
+    depth, start, update_id = 0, 0, None
+    for token in _TOKEN.finditer(answer):
+        text = token.group()
+        if text in ("[", "{"):
+            depth += 1
+            if depth == _UPDATE_DEPTH:
+                start, update_id = token.start(), None
+        elif text in ("]", "}"):
+            if depth == _UPDATE_DEPTH:
+                updates.append(_parsed(answer[start : token.end()], update_id))
+            depth -= 1
+        elif depth == _UPDATE_DEPTH and text == '"update_id"':
+            found = _ID_VALUE.match(answer, token.end())
+            update_id = int(found[1]) if found else None
+    return [update for update in updates if update is not None]
+
+
+def _parsed(text: str, update_id: int | None) -> Any:
+    try:
+        return json.loads(text)
+    except (RecursionError, ValueError):
+        log.warning("polling: update %s skipped: nested too deep to parse", update_id)
+        return None if update_id is None else {"update_id": update_id}
+
+
 def _admitted(update: Any) -> dict[str, Any] | None:
     """The update as PTB may parse it: one the bot cannot use keeps only its id, so polling
     moves past it (the offset follows the last id) and no handler sees it."""
+    if isinstance(update, dict) and update.keys() == {"update_id"}:
+        return update  # already reduced to its id, and logged, by _parsed
     try:
         reason = incoming.admit(update)
     except incoming.NotAnUpdate:

@@ -1,4 +1,5 @@
-"""The aiohttp web server: Telegram's webhook, `/healthz` for the platform's probes.
+"""The aiohttp web server: Telegram's webhook, `/healthz` for the platform's probes and
+`/metrics` (bot.transport.operations).
 
 Each delivery is checked against the secret-token header (403 when missing or wrong), processed
 to the end, and answered with the one Bot API call a handler handed back, if any — so a button
@@ -26,15 +27,13 @@ from telegram.ext import Application
 
 from bot.transport import incoming, webhook_reply
 from bot.transport.incoming import NotAnUpdate
-from bot.transport.operations import health_details, metrics_handler
+from bot.transport.operations import health_handler, metrics_handler
 from bot.wiring.services import Services
-from storage.db import describe
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/telegram"
 REDELIVERY_CAP = 3  # deliveries answered 500 for one update before it is acknowledged anyway
-HEALTH_TTL = 1.0  # seconds a health verdict is reused
 SERVER_NAME = "Suara"  # the Server header: no names or versions of the software underneath
 # aiohttp writes its own name and Python's version into every response, its error pages for
 # malformed requests too, from this one default; it has no setting for it.
@@ -77,21 +76,6 @@ def parse(body: bytes, bot: object) -> Update | str:
         raise NotAnUpdate("python-telegram-bot cannot parse it") from None
 
 
-async def _check_database(services: Services) -> tuple[int, dict[str, str]]:
-    """The health check's verdict: the database answers, and a write goes through."""
-    try:
-        await services.db.ping()
-    except Exception as error:
-        log.warning("health check: the database does not answer (%s)", describe(error))
-        return 503, {"status": "database unavailable"}
-    try:
-        await services.db.check_writable()
-    except Exception as error:
-        log.warning("health check: the database takes no writes (%s)", describe(error))
-        return 503, {"status": "database takes no writes"}
-    return 200, {"status": "ok"}
-
-
 def create_web_app(
     application: Application,  # type: ignore[type-arg]
     secret: str,
@@ -102,9 +86,6 @@ def create_web_app(
 ) -> web.Application:
     slots = asyncio.Semaphore(concurrency)
     failures = FailureCounts()
-    health: tuple[int, dict[str, str]] | None = None
-    checked_at = 0.0
-    checking = asyncio.Lock()
 
     async def webhook(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -138,20 +119,8 @@ def create_web_app(
             return web.Response(status=200)
         return web.json_response(answer.call)
 
-    async def healthz(_request: web.Request) -> web.Response:
-        """Ready when the database answers and takes writes; the verdict is kept for
-        `HEALTH_TTL`, so a flood of probes costs the customers nothing."""
-        nonlocal health, checked_at
-        async with checking:  # probes arriving together share one check
-            if health is None or clock() - checked_at >= HEALTH_TTL:
-                health, checked_at = await _check_database(services), clock()
-            status, body = health
-        if status == 200:
-            body = {**body, **health_details(services, application)}
-        return web.json_response(body, status=status)
-
     app = web.Application()
     app.router.add_post(WEBHOOK_PATH, webhook)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", health_handler(services, application, clock))
     app.router.add_get("/metrics", metrics_handler(services, application))
     return app

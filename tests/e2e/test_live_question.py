@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import sqlalchemy as sa
 
+from bench.crashes import live_questions
 from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.wiring.config import Settings
 from bot.wiring.runner import Webhook, running
@@ -34,11 +35,6 @@ async def emulator() -> AsyncIterator[BotApiEmulator]:
 def bot_settings(settings: Settings, emulator: BotApiEmulator) -> Settings:
     update = {"telegram_api_url": emulator.api_root, "per_chat_burst": 30}
     return settings.model_copy(update=update)
-
-
-def live_questions(user: SimUser) -> list[SimMessage]:
-    """The messages in the chat that still carry survey buttons."""
-    return [m for m in user.messages if any(d.startswith("q:") for d in m.button_data)]
 
 
 async def noted(services: Services, user: SimUser, message: SimMessage) -> None:

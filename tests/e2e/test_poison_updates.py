@@ -5,6 +5,7 @@ failing with a fault of its own is answered 500 only a few times. Webhook and po
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -178,3 +179,77 @@ async def test_an_update_that_keeps_failing_is_acknowledged_after_a_few_deliveri
             await asyncio.sleep(0.02)
     assert attempts == [500] * REDELIVERY_CAP + [200]
     assert any("acknowledged so that Telegram stops" in r.getMessage() for r in caplog.records)
+
+
+RAW_SENDER = json.dumps(SENDER)
+RAW_CHAT = json.dumps(CHAT)
+# Updates as getUpdates' JSON text writes them: their members besides update_id.
+POLLED_POISON = {
+    "JSON nested 50,000 deep": '"message":' + "[" * 50_000 + "]" * 50_000,
+    "a lone surrogate in text": (
+        f'"message":{{"message_id":1,"date":1700000000,"chat":{RAW_CHAT},'
+        f'"from":{RAW_SENDER},"text":"\\ud800"}}'
+    ),
+    "edited message": f'"edited_message":{json.dumps(_message(**{"from": SENDER}))}',
+    "message without a sender": f'"message":{json.dumps(_message())}',
+    "message that is a string": '"message":"x"',
+}
+
+
+async def _polled_until_drained(emulator: BotApiEmulator) -> None:
+    for _ in range(200):  # the poller's offset confirms every update it was given
+        if not emulator.updates.pending:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{emulator.updates.pending} updates are served again and again")
+
+
+@pytest.mark.parametrize("poison", list(POLLED_POISON))
+async def test_a_polled_poison_update_is_skipped_once_and_polling_goes_on(
+    services: Services,
+    emulator: BotApiEmulator,
+    consent: Consent,
+    caplog: pytest.LogCaptureFixture,
+    poison: str,
+) -> None:
+    """Telegram returns an update until an offset passes it: the poller must move past it,
+    in the same batch as a customer's /start, and serve the updates that follow."""
+    caplog.set_level(logging.WARNING)
+    emulator.user(SENDER["id"], first_name=SENDER["first_name"])  # the poison's chat exists
+    emulator.put_raw_update(POLLED_POISON[poison])
+    ani = emulator.user(7004, language_code="id")
+    await ani.start("b_JKT01")  # in the same getUpdates answer as the poison
+    async with _bot(services, emulator, "polling"):
+        notice = await ani.wait_for(lambda m: any(d.startswith("k:y") for d in m.button_data))
+        await ani.press(notice, next(d for d in notice.button_data if d.startswith("k:y")))
+        question = await ani.wait_for(lambda m: m.message_id != notice.message_id)
+        assert "Pertanyaan 1 dari" in question.body
+        budi = emulator.user(7005, language_code="id")
+        assert "Pertanyaan 1 dari" in (await consent(budi, "b_JKT01")).body
+        await _polled_until_drained(emulator)
+    skipped = [r for r in caplog.records if r.name == "bot.transport.request"]
+    assert len(skipped) == (0 if "surrogate" in poison else 1)  # logged once, if at all
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback
+
+
+async def test_a_polled_update_id_of_2_63_is_skipped_once(
+    services: Services,
+    emulator: BotApiEmulator,
+    consent: Consent,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The update before it in the same batch is served; every id after it would be as far
+    out of range, so the last update Telegram hands out here is this one."""
+    caplog.set_level(logging.WARNING)
+    emulator.user(SENDER["id"], first_name=SENDER["first_name"])
+    ani = emulator.user(7006, language_code="id")
+    await ani.start("b_JKT01")
+    emulator.put_raw_update(
+        f'"message":{json.dumps(_message(**{"from": SENDER}))}', update_id=2**63
+    )
+    async with _bot(services, emulator, "polling"):
+        assert await ani.wait_for(lambda m: any(d.startswith("k:y") for d in m.button_data))
+        await _polled_until_drained(emulator)
+    skipped = [r for r in caplog.records if r.name == "bot.transport.request"]
+    assert len(skipped) == 1
+    assert not [r for r in caplog.records if r.exc_info]

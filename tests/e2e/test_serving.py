@@ -23,6 +23,7 @@ from telegram.ext import Application
 
 from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.errors import ConfigError
+from bot.transport.operations import operations_app
 from bot.transport.web import SERVER_NAME, create_web_app
 from bot.wiring.runner import Webhook, running
 from bot.wiring.services import Services
@@ -122,12 +123,19 @@ def hook() -> Webhook:
     return Webhook(f"http://127.0.0.1:{port}", "127.0.0.1", port, SECRET)
 
 
+@pytest.mark.parametrize("mode", ["webhook", "polling"])
 async def test_the_health_check_reports_failing_writes_and_is_cached_for_a_second(
     services: Services,
     bot: Application,  # type: ignore[type-arg]
+    mode: str,
 ) -> None:
+    """The webhook server's, and in polling mode the one on METRICS_PORT."""
     now = [1000.0]
-    server = TestServer(create_web_app(bot, SECRET, services=services, clock=lambda: now[0]))
+    if mode == "webhook":
+        app = create_web_app(bot, SECRET, services=services, clock=lambda: now[0])
+    else:
+        app = operations_app(services, bot, clock=lambda: now[0])
+    server = TestServer(app)
     async with server, aiohttp.ClientSession() as http:
         url = str(server.make_url("/healthz"))
 

@@ -26,7 +26,7 @@ from bot.devtools.emulator.flood import FloodControl
 from bot.devtools.emulator.messages import SimMessage
 from bot.devtools.emulator.methods import METHODS, Described, Method
 from bot.devtools.emulator.params import Params, read_params
-from bot.devtools.emulator.updates import UpdateQueue
+from bot.devtools.emulator.updates import RawUpdate, UpdateQueue
 from bot.devtools.emulator.users import SimUser
 from bot.devtools.emulator.webhook import WebhookAttempt, WebhookDelivery
 
@@ -205,6 +205,11 @@ class BotApiEmulator:
     def inject_update(self, update: dict[str, Any]) -> dict[str, Any]:
         """Queue a raw update as given; one reusing an old update_id is delivered again."""
         return self.updates.inject(update, forced=True)
+
+    def put_raw_update(self, fields: str, update_id: int | None = None) -> int:
+        """Queue an update written as JSON text (its members besides ``update_id``), served to
+        getUpdates as given until an offset confirms it; returns its update_id."""
+        return self.updates.put_raw(fields, update_id)["update_id"]
 
     def redeliver(self, update: dict[str, Any]) -> dict[str, Any]:
         """Deliver ``update`` once more with the same update_id, as Telegram's retries do."""
@@ -434,12 +439,21 @@ def _chat_of(params: Params) -> int | None:
 
 def _json(payload: dict[str, Any]) -> web.Response:
     status = payload.get("error_code", 200) if not payload.get("ok", True) else 200
+    result = payload.get("result")
+    if isinstance(result, list) and any(isinstance(item, RawUpdate) for item in result):
+        return web.Response(body=_raw_updates(result), content_type="application/json")
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     try:
         body = text.encode()
     except UnicodeEncodeError:  # a lone surrogate travels as a JSON escape, as Telegram's would
         body = json.dumps(payload, separators=(",", ":")).encode()
     return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _raw_updates(updates: list[Any]) -> bytes:
+    """getUpdates' answer with raw updates written as given."""
+    texts = [u.text if isinstance(u, RawUpdate) else json.dumps(u) for u in updates]
+    return ('{"ok":true,"result":[' + ",".join(texts) + "]}").encode()
 
 
 def _drop(request: web.Request) -> web.Response:

@@ -27,6 +27,15 @@ POLL_CONFLICT = (
 )
 
 
+class RawUpdate(dict[str, Any]):
+    """An update served as the JSON text given, byte for byte (one no JSON encoder would write,
+    such as one nested thousands deep); as a dict it holds only its ``update_id``."""
+
+    def __init__(self, update_id: int, text: str) -> None:
+        super().__init__(update_id=update_id)
+        self.text = text
+
+
 def update_kind(update: Update) -> str:
     """The update's type: its one field besides ``update_id``."""
     return next((key for key in update if key != "update_id"), "")
@@ -89,6 +98,16 @@ class UpdateQueue:
         if self.allows(update_kind(update)):
             self.entries.append(Entry(update))
             self.notify()
+        return update
+
+    def put_raw(self, fields: str, update_id: int | None = None) -> RawUpdate:
+        """Queue an update whose members besides ``update_id`` are the JSON text ``fields``;
+        kept, as any update, until an offset confirms it."""
+        number = self._next_id if update_id is None else update_id
+        self._next_id = max(self._next_id, number + 1)
+        update = RawUpdate(number, f'{{"update_id":{number},{fields}}}')
+        self.entries.append(Entry(update))
+        self.notify()
         return update
 
     def inject(self, update: Update, *, forced: bool) -> Update:

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.devtools.emulator.updates import Entry, UpdateQueue
+from bot.devtools.emulator.updates import Entry, RawUpdate, UpdateQueue
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -57,6 +57,10 @@ class WebhookAttempt:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+def _body(update: dict[str, Any]) -> str:
+    return update.text if isinstance(update, RawUpdate) else json.dumps(update)
 
 
 def _reason(status: int) -> str:
@@ -165,7 +169,7 @@ class WebhookDelivery:
         tls = config.tls()
         try:
             async with self._session.post(
-                config.url, data=json.dumps(update), headers=headers, ssl=tls
+                config.url, data=_body(update), headers=headers, ssl=tls
             ) as response:
                 record.status = response.status
                 body = await response.read()
