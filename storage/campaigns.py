@@ -326,14 +326,21 @@ class Due:
     blocked: bool
 
 
-async def mark_sending(connection: AsyncConnection, delivery_id: int) -> bool:
-    """`pending -> sending`, just before the message goes out; False if it is pending no more."""
-    result = await connection.execute(
+async def mark_sending(connection: AsyncConnection, delivery_ids: Sequence[int]) -> set[int]:
+    """`pending -> sending` for a slice of a batch whose turn to go out has come, in one
+    statement; the ids marked (a delivery settled elsewhere meanwhile, by a cancel, is not)."""
+    if not delivery_ids:
+        return set()
+    rows = await connection.execute(
         sa.update(campaign_deliveries)
-        .where(campaign_deliveries.c.id == delivery_id, campaign_deliveries.c.status == PENDING)
+        .where(
+            campaign_deliveries.c.id.in_(list(delivery_ids)),
+            campaign_deliveries.c.status == PENDING,
+        )
         .values(status=SENDING, attempts=campaign_deliveries.c.attempts + 1)
+        .returning(campaign_deliveries.c.id)
     )
-    return result.rowcount == 1
+    return {int(row[0]) for row in rows}
 
 
 async def claim(
