@@ -26,9 +26,10 @@ class BenchUser(SimUser):
         super().__init__(*args, **kwargs)
         self.stamps: dict[int, float] = {}
 
-    def record(self, message: SimMessage, *, new: bool) -> None:
-        self.stamps[message.message_id] = time.perf_counter()
-        super().record(message, new=new)
+    def record(self, message: SimMessage, *, new: bool, keys_removed: bool = False) -> None:
+        if not keys_removed:  # taking the buttons off a message is no reply
+            self.stamps[message.message_id] = time.perf_counter()
+        super().record(message, new=new, keys_removed=keys_removed)
 
 
 def add_user(emulator: BotApiEmulator, user_id: int) -> BenchUser:

@@ -349,6 +349,8 @@ async def claim(
     campaign_quiet: dict[int, set[int]],
     busy_since: datetime,
     limit: int,
+    *,
+    excluding: Sequence[int] = (),
 ) -> list[Due]:
     """Up to `limit` due deliveries of the running campaigns, oldest first. Only the elected
     sender claims; each delivery becomes `sending` only once its turn to go out has come
@@ -356,7 +358,8 @@ async def claim(
 
     `campaign_quiet` maps each running campaign to the branches now in their quiet hours (-1:
     customers without a branch); those wait. So does anyone answering a survey right now (a
-    session touched since `busy_since`): an invitation never interrupts one.
+    session touched since `busy_since`): an invitation never interrupts one. `excluding`: the
+    batch going out while this one is claimed, not yet all marked `sending`.
     """
     if not campaign_quiet:
         return []
@@ -383,6 +386,7 @@ async def claim(
             campaign_deliveries.c.due_at <= at,
             allowed,
             ~busy,
+            campaign_deliveries.c.id.not_in(list(excluding)) if excluding else sa.true(),
         )
         .order_by(campaign_deliveries.c.due_at, campaign_deliveries.c.id)
         .limit(limit)

@@ -19,7 +19,7 @@ import html
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -36,7 +36,7 @@ from bot.services.clock import Clock, system_clock
 from bot.services.i18n import N_, gettext, number, use_locale
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
-from bot.transport.request import post_prepared
+from bot.transport.request import AiohttpRequest, post_prepared
 from bot.transport.retry import with_retry
 from flows.schema import localized
 from storage import campaigns as store
@@ -112,8 +112,9 @@ class Sender:
         self._pacer = pacer
         self._notice_version = notice_version
         self.clock = clock
-        self._concurrency = concurrency or max(4, min(100, int(pacer.rate / 5)))
-        self._batch = max(20, min(5000, int(pacer.rate * 3)))
+        self._concurrency = concurrency or max(4, min(64, int(pacer.rate / 10)))
+        self._http: AiohttpRequest | None = None  # the blast's own connections, not replies'
+        self._batch = max(20, min(5000, int(pacer.rate / 4)))  # a quarter second's worth
         self._wake = asyncio.Event()
         self._leadership = Leadership(db, LEADER_LOCK)
         self._progress: dict[int, _Progress] = {}
@@ -138,25 +139,56 @@ class Sender:
                 self._wake.clear()
         finally:
             await self._resign()
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the sender's connections to the Bot API."""
+        if self._http is not None:
+            await self._http.shutdown()
+            self._http = None
+
+    async def _connections(self) -> AiohttpRequest:
+        """Invitations go through a pool of their own, as many connections as may be in
+        flight, so a blast never holds a connection a customer's reply is waiting for."""
+        if self._http is None:
+            self._http = AiohttpRequest(connection_pool_size=self._concurrency)
+            await self._http.initialize()
+        return self._http
 
     async def drain(self, bot: Bot) -> int:
-        """Send batches until nothing is due now; how many deliveries were settled."""
+        """Send batches until nothing is due now; how many deliveries were settled. Sending
+        does not pause for the database: the next batch is claimed while one goes out, and
+        starts going out while the one before it is settled."""
         total = 0
-        while True:
-            batch = await self._claim()
-            if not batch:
-                if total or not all(p.done for p in self._progress.values()):
-                    await self._report(bot, final_only=True)
-                return total
-            results = await self._send_batch(bot, batch)
-            blocked = [
-                d.customer_id
-                for d, r in zip(batch, results, strict=True)
-                if r.status == store.BLOCKED
-            ]
-            await self._db.run(partial(_settle, results=results, blocked=blocked))
+        batch = await self._claim(())
+        sending = self._start(bot, batch)
+        while sending is not None:
+            try:
+                upcoming = await self._claim([d.id for d in batch])
+            finally:
+                results = await sending
+            sending = self._start(bot, upcoming)
+            try:
+                await self._settle(batch, results)
+            except BaseException:
+                if sending is not None:  # what went out is `sending`: settled as sent later
+                    await asyncio.gather(sending, return_exceptions=True)
+                raise
             total += len(results)
             await self._report(bot)
+            batch = upcoming
+        if total or not all(p.done for p in self._progress.values()):
+            await self._report(bot, final_only=True)
+        return total
+
+    def _start(self, bot: Bot, batch: list[Due]) -> asyncio.Task[list[Settled]] | None:
+        return asyncio.create_task(self._send_batch(bot, batch)) if batch else None
+
+    async def _settle(self, batch: list[Due], results: list[Settled]) -> None:
+        blocked = [
+            d.customer_id for d, r in zip(batch, results, strict=True) if r.status == store.BLOCKED
+        ]
+        await self._db.run(partial(_settle, results=results, blocked=blocked))
 
     # -- leadership ----------------------------------------------------------------------------
 
@@ -185,8 +217,9 @@ class Sender:
 
     # -- claiming and sending ------------------------------------------------------------------
 
-    async def _claim(self) -> list[Due]:
-        """Claim a batch; with no campaign running, one cheap query."""
+    async def _claim(self, going: Sequence[int]) -> list[Due]:
+        """Claim a batch (but not the one `going` out now); with no campaign running, one
+        cheap query."""
 
         async def work(connection: AsyncConnection) -> list[Due]:
             at = self.clock()
@@ -198,7 +231,9 @@ class Sender:
             if not running:
                 return []
             quiet = await _quiet_branches(connection, running, at)
-            return await store.claim(connection, at, quiet, at - BUSY_FOR, self._batch)
+            return await store.claim(
+                connection, at, quiet, at - BUSY_FOR, self._batch, excluding=going
+            )
 
         return await self._db.run(work)
 
@@ -278,6 +313,7 @@ class Sender:
         assert due.telegram_id is not None
         chat_id = due.telegram_id
         marked = False
+        http = await self._connections()
 
         async def send() -> object:
             """Once its slot has come: its slice marked `sending` (committed), then the send."""
@@ -286,7 +322,7 @@ class Sender:
                 if not await marks.ready(due.id):
                     raise _NoLongerPending
                 marked = True
-            return await post_prepared(bot, "sendMessage", body)
+            return await post_prepared(bot, "sendMessage", body, http)
 
         for attempt in range(1, NETWORK_ATTEMPTS + 1):
             try:

@@ -159,13 +159,18 @@ class PreparedJson(RequestData):
         self.body = body
 
 
-async def post_prepared(bot: Bot, method: str, body: bytes) -> Any:
+async def post_prepared(
+    bot: Bot, method: str, body: bytes, request: AiohttpRequest | None = None
+) -> Any:
     """Call `method` with a JSON body serialised beforehand, keeping PTB's error types (429,
     403, 400, 5xx) and returning the raw result: no per-call building of parameter objects
-    and no parsing of the result into PTB's classes, which is most of a send's CPU time."""
-    if not isinstance(bot.request, AiohttpRequest):  # another transport: its own encoding
-        return await bot.do_api_request(method, api_kwargs=json.loads(body))
-    return await bot.request.post(f"{bot.base_url}/{method}", request_data=PreparedJson(body))
+    and no parsing of the result into PTB's classes, which is most of a send's CPU time.
+    `request`: a connection pool of the caller's own instead of the bot's."""
+    if request is None:
+        if not isinstance(bot.request, AiohttpRequest):  # another transport: its own encoding
+            return await bot.do_api_request(method, api_kwargs=json.loads(body))
+        request = bot.request
+    return await request.post(f"{bot.base_url}/{method}", request_data=PreparedJson(body))
 
 
 class UpdatesRequest(AiohttpRequest):
