@@ -64,6 +64,7 @@ class Pacer:
         self.rate = rate
         catch_up = max(1, math.floor(rate * CATCH_UP))
         self._global = TokenBucket(rate - (catch_up - 1), catch_up, tokens=1.0)
+        self._dispatch_every = (catch_up - 1) / 2 / self._global.rate  # half the catch-up
         self._per_chat_rate = per_chat_rate
         self._per_chat_burst = per_chat_burst
         self._chats: dict[int, TokenBucket] = {}
@@ -106,8 +107,9 @@ class Pacer:
 
     async def _dispatch(self) -> None:
         """Give queued bulk sends their slots in order, one reservation at a time and only
-        while no reply waits; the tokens the bucket holds when it wakes go out together, so
-        a busy event loop does not cost a wakeup per message."""
+        while no reply waits; the tokens the bucket holds when it wakes go out together, and
+        at high rates it wakes only every half CATCH_UP, so neither a busy event loop nor the
+        pacing itself costs a wakeup per message."""
         while True:
             hold = self._paused_until - time.monotonic()
             if self._replies_waiting:
@@ -119,7 +121,7 @@ class Pacer:
             if turn is None:
                 return
             if wait := self._global.reserve(time.monotonic()):
-                await asyncio.sleep(wait)
+                await asyncio.sleep(max(wait, self._dispatch_every))  # then several at once
             if not turn.done():
                 turn.set_result(None)
             now = time.monotonic()
