@@ -27,7 +27,8 @@ class BenchUser(SimUser):
         self.stamps: dict[int, float] = {}
 
     def record(self, message: SimMessage, *, new: bool, keys_removed: bool = False) -> None:
-        self.stamps[message.message_id] = time.perf_counter()
+        if not keys_removed:  # taking the buttons off a message is no reply
+            self.stamps[message.message_id] = time.perf_counter()
         super().record(message, new=new, keys_removed=keys_removed)
 
 

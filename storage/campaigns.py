@@ -438,14 +438,21 @@ class Due:
     blocked: bool
 
 
-async def mark_sending(connection: AsyncConnection, delivery_id: int) -> bool:
-    """`pending -> sending`, just before the message goes out; False if it is pending no more."""
-    result = await connection.execute(
+async def mark_sending(connection: AsyncConnection, delivery_ids: Sequence[int]) -> set[int]:
+    """`pending -> sending` for a slice of a batch whose turn to go out has come, in one
+    statement; the ids marked (a delivery settled elsewhere meanwhile, by a cancel, is not)."""
+    if not delivery_ids:
+        return set()
+    rows = await connection.execute(
         sa.update(campaign_deliveries)
-        .where(campaign_deliveries.c.id == delivery_id, campaign_deliveries.c.status == PENDING)
+        .where(
+            campaign_deliveries.c.id.in_(list(delivery_ids)),
+            campaign_deliveries.c.status == PENDING,
+        )
         .values(status=SENDING, attempts=campaign_deliveries.c.attempts + 1)
+        .returning(campaign_deliveries.c.id)
     )
-    return result.rowcount == 1
+    return {int(row[0]) for row in rows}
 
 
 async def claim(
@@ -454,6 +461,8 @@ async def claim(
     campaign_quiet: dict[int, set[int]],
     busy_since: datetime,
     limit: int,
+    *,
+    excluding: Sequence[int] = (),
 ) -> list[Due]:
     """Up to `limit` due deliveries of the running campaigns, oldest first. Only the elected
     sender claims; each delivery becomes `sending` only once its turn to go out has come
@@ -461,7 +470,8 @@ async def claim(
 
     `campaign_quiet` maps each running campaign to the branches now in their quiet hours (-1:
     customers without a branch); those wait. So does anyone answering a survey right now (a
-    session touched since `busy_since`): an invitation never interrupts one.
+    session touched since `busy_since`): an invitation never interrupts one. `excluding`: the
+    batch going out while this one is claimed, not yet all marked `sending`.
     """
     if not campaign_quiet:
         return []
@@ -488,6 +498,7 @@ async def claim(
             campaign_deliveries.c.due_at <= at,
             allowed,
             ~busy,
+            campaign_deliveries.c.id.not_in(list(excluding)) if excluding else sa.true(),
         )
         .order_by(campaign_deliveries.c.due_at, campaign_deliveries.c.id)
         .limit(limit)

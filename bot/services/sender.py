@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -26,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
@@ -35,6 +36,7 @@ from bot.services.clock import Clock, system_clock
 from bot.services.i18n import N_, gettext, number, use_locale
 from bot.services.surveys import SurveyCatalog
 from bot.transport.pacing import Pacer
+from bot.transport.request import AiohttpRequest, post_prepared
 from bot.transport.retry import with_retry
 from flows.schema import localized
 from storage import campaigns as store
@@ -52,6 +54,7 @@ BACKOFF = 0.5  # seconds, doubling per attempt
 REPORT_EVERY = 3.0  # seconds between edits of a progress message
 IDLE_WAIT = 1.0  # seconds between looks for due work when nothing wakes the sender
 BAR = 10
+MARK_GATHER = 0.005  # seconds deliveries whose slots have come gather before being marked
 
 INVITE_TEXT = N_("We would like to hear how we did. The survey takes about a minute.")
 REMIND_NEW_TEXT = N_("A reminder: we would still like to hear from you. It takes about a minute.")
@@ -110,8 +113,9 @@ class Sender:
         self._pacer = pacer
         self._notice_version = notice_version
         self.clock = clock
-        self._concurrency = concurrency or max(4, min(100, int(pacer.rate / 5)))
-        self._batch = max(20, min(1000, int(pacer.rate * 2)))
+        self._concurrency = concurrency or max(4, min(64, int(pacer.rate / 10)))
+        self._http: AiohttpRequest | None = None  # the blast's own connections, not replies'
+        self._batch = max(20, min(5000, int(pacer.rate / 4)))  # a quarter second's worth
         self._wake = asyncio.Event()
         self._leadership = Leadership(db, LEADER_LOCK)
         self._progress: dict[int, _Progress] = {}
@@ -136,25 +140,56 @@ class Sender:
                 self._wake.clear()
         finally:
             await self._resign()
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the sender's connections to the Bot API."""
+        if self._http is not None:
+            await self._http.shutdown()
+            self._http = None
+
+    async def _connections(self) -> AiohttpRequest:
+        """Invitations go through a pool of their own, as many connections as may be in
+        flight, so a blast never holds a connection a customer's reply is waiting for."""
+        if self._http is None:
+            self._http = AiohttpRequest(connection_pool_size=self._concurrency)
+            await self._http.initialize()
+        return self._http
 
     async def drain(self, bot: Bot) -> int:
-        """Send batches until nothing is due now; how many deliveries were settled."""
+        """Send batches until nothing is due now; how many deliveries were settled. Sending
+        does not pause for the database: the next batch is claimed while one goes out, and
+        starts going out while the one before it is settled."""
         total = 0
-        while True:
-            batch = await self._claim()
-            if not batch:
-                if total or not all(p.done for p in self._progress.values()):
-                    await self._report(bot, final_only=True)
-                return total
-            results = await self._send_batch(bot, batch)
-            blocked = [
-                d.customer_id
-                for d, r in zip(batch, results, strict=True)
-                if r.status == store.BLOCKED
-            ]
-            await self._db.run(partial(_settle, results=results, blocked=blocked))
+        batch = await self._claim(())
+        sending = self._start(bot, batch)
+        while sending is not None:
+            try:
+                upcoming = await self._claim([d.id for d in batch])
+            finally:
+                results = await sending
+            sending = self._start(bot, upcoming)
+            try:
+                await self._settle(batch, results)
+            except BaseException:
+                if sending is not None:  # what went out is `sending`: settled as sent later
+                    await asyncio.gather(sending, return_exceptions=True)
+                raise
             total += len(results)
             await self._report(bot)
+            batch = upcoming
+        if total or not all(p.done for p in self._progress.values()):
+            await self._report(bot, final_only=True)
+        return total
+
+    def _start(self, bot: Bot, batch: list[Due]) -> asyncio.Task[list[Settled]] | None:
+        return asyncio.create_task(self._send_batch(bot, batch)) if batch else None
+
+    async def _settle(self, batch: list[Due], results: list[Settled]) -> None:
+        blocked = [
+            d.customer_id for d, r in zip(batch, results, strict=True) if r.status == store.BLOCKED
+        ]
+        await self._db.run(partial(_settle, results=results, blocked=blocked))
 
     # -- leadership ----------------------------------------------------------------------------
 
@@ -183,8 +218,9 @@ class Sender:
 
     # -- claiming and sending ------------------------------------------------------------------
 
-    async def _claim(self) -> list[Due]:
-        """Claim a batch; with no campaign running, one cheap query."""
+    async def _claim(self, going: Sequence[int]) -> list[Due]:
+        """Claim a batch (but not the one `going` out now); with no campaign running, one
+        cheap query."""
 
         async def work(connection: AsyncConnection) -> list[Due]:
             at = self.clock()
@@ -196,7 +232,9 @@ class Sender:
             if not running:
                 return []
             quiet = await _quiet_branches(connection, running, at)
-            return await store.claim(connection, at, quiet, at - BUSY_FOR, self._batch)
+            return await store.claim(
+                connection, at, quiet, at - BUSY_FOR, self._batch, excluding=going
+            )
 
         return await self._db.run(work)
 
@@ -204,6 +242,7 @@ class Sender:
         async with self._db.transaction() as connection:
             campaigns = {c: await store.get(connection, c) for c in {d.campaign_id for d in batch}}
             plans = await self._plans(connection, batch, campaigns, bot.username)
+        marks = _Marks(self._db)
         slots = asyncio.Semaphore(self._concurrency)
 
         async def one(due: Due) -> Settled:
@@ -211,9 +250,12 @@ class Sender:
             if isinstance(plan, str):
                 return Settled(due.id, store.SKIPPED, self.clock(), plan)
             async with slots:
-                return await self._deliver(bot, due, *plan)
+                return await self._deliver(bot, due, plan, marks)
 
-        return list(await asyncio.gather(*(one(due) for due in batch)))
+        try:
+            return list(await asyncio.gather(*(one(due) for due in batch)))
+        finally:
+            await marks.close()
 
     async def _plans(
         self,
@@ -221,9 +263,9 @@ class Sender:
         batch: list[Due],
         campaigns: dict[int, Campaign | None],
         username: str,
-    ) -> dict[int, tuple[str, InlineKeyboardMarkup] | str]:
-        """For each delivery, re-checked now: the message to send, or why it is skipped."""
-        plans: dict[int, tuple[str, InlineKeyboardMarkup] | str] = {}
+    ) -> dict[int, bytes | str]:
+        """For each delivery, re-checked now: the sendMessage body, or why it is skipped."""
+        plans: dict[int, bytes | str] = {}
         states: dict[int, dict[int, str]] = {}
         invited: dict[int, dict[int, str]] = {}
         for campaign_id, campaign in campaigns.items():
@@ -232,6 +274,7 @@ class Sender:
             ids = [d.customer_id for d in batch if d.campaign_id == campaign_id]
             states[campaign_id] = await store.progress_of(connection, campaign, ids)
             invited[campaign_id] = await store.invite_status(connection, campaign_id, ids)
+        bodies: dict[tuple[int, str, str, str | None], bytes] = {}  # the same few messages
         for due in batch:
             campaign = campaigns.get(due.campaign_id)
             if campaign is None or campaign.survey_id is None:
@@ -247,8 +290,13 @@ class Sender:
             if reason is not None:
                 plans[due.id] = reason
                 continue
-            pinned = await self._catalog.pinned(connection, campaign.survey_id)
-            plans[due.id] = _message(due, campaign, pinned.survey, progress, username)
+            assert due.telegram_id is not None
+            key = (campaign.id, due.locale, due.kind, progress)
+            rest = bodies.get(key)
+            if rest is None:
+                pinned = await self._catalog.pinned(connection, campaign.survey_id)
+                rest = bodies[key] = _message(due, campaign, pinned.survey, progress, username)
+            plans[due.id] = b'{"chat_id":%d,' % due.telegram_id + rest
         return plans
 
     def _skip_reason(self, due: Due) -> str | None:
@@ -262,21 +310,20 @@ class Sender:
             return "blocked"
         return None
 
-    async def _deliver(
-        self, bot: Bot, due: Due, text: str, buttons: InlineKeyboardMarkup
-    ) -> Settled:
+    async def _deliver(self, bot: Bot, due: Due, body: bytes, marks: _Marks) -> Settled:
         assert due.telegram_id is not None
         chat_id = due.telegram_id
         marked = False
+        http = await self._connections()
 
         async def send() -> object:
-            """Mark the delivery `sending` once its slot has come, then send it."""
+            """Once its slot has come: its slice marked `sending` (committed), then the send."""
             nonlocal marked
             if not marked:
-                if not await self._db.run(partial(store.mark_sending, delivery_id=due.id)):
+                if not await marks.ready(due.id):
                     raise _NoLongerPending
                 marked = True
-            return await bot.send_message(chat_id, text, reply_markup=buttons)
+            return await post_prepared(bot, "sendMessage", body, http)
 
         for attempt in range(1, NETWORK_ATTEMPTS + 1):
             try:
@@ -364,7 +411,8 @@ class Sender:
 
 def _message(
     due: Due, campaign: Campaign, survey: Any, progress: str | None, username: str
-) -> tuple[str, InlineKeyboardMarkup]:
+) -> bytes:
+    """The sendMessage body after its chat_id, serialised once for all who get the same."""
     link = f"https://t.me/{username}?start=k_{campaign.id}"
     with use_locale(due.locale):
         title = localized(survey.title, due.locale, survey.default_locale)
@@ -374,8 +422,52 @@ def _message(
             body, button = gettext(REMIND_PART_TEXT), gettext(CONTINUE_BUTTON)
         else:
             body, button = gettext(REMIND_NEW_TEXT), gettext(START_BUTTON)
-    markup = InlineKeyboardMarkup([[InlineKeyboardButton(button, url=link)]])
-    return f"{title}\n\n{body}", markup
+    fields = {
+        "text": f"{title}\n\n{body}",
+        "reply_markup": {"inline_keyboard": [[{"text": button, "url": link}]]},
+    }
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()[1:]
+
+
+class _Marks:
+    """Marks deliveries `sending` the moment their slots to go out have come, those whose
+    slots came within MARK_GATHER of each other in one statement (and while one commits, the
+    next ones gather). So a crash leaves in `sending` only what was on its way, and no send
+    costs a transaction of its own."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._gathering: dict[int, asyncio.Future[bool]] = {}
+        self._marker: asyncio.Task[None] | None = None
+
+    async def ready(self, delivery_id: int) -> bool:
+        """Whether the delivery is now `sending` (committed); False if it was pending no more."""
+        marked = self._gathering[delivery_id] = asyncio.get_running_loop().create_future()
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._mark())
+        return await marked
+
+    async def _mark(self) -> None:
+        while self._gathering:
+            await asyncio.sleep(MARK_GATHER)  # a few statements a second, not one a message
+            group, self._gathering = self._gathering, {}
+            work = partial(store.mark_sending, delivery_ids=list(group))
+            try:
+                marked = await self._db.run(work)
+            except Exception as error:  # each waiting send hears it, as from its own mark
+                for future in group.values():
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for delivery_id, future in group.items():
+                if not future.done():
+                    future.set_result(delivery_id in marked)
+
+    async def close(self) -> None:
+        """Wait for a marking under way, so none outlives its batch."""
+        if self._marker is not None:
+            with contextlib.suppress(Exception):
+                await self._marker
 
 
 def _progress_text(

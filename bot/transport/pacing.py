@@ -5,16 +5,23 @@ about one a second per chat, with the short bursts Telegram tolerates. Token buc
 reservations, so waiting costs a sleep and no polling; a 429 pauses everything for the
 `retry_after` Telegram asked for.
 
-The global budget holds over every one-second window, the first one included: its bucket holds
-one token, so it never bursts above the rate. Customer replies and blast traffic share it, and
-replies go first: a bulk send takes its slot only while no reply waits for one,
+The global budget holds over every one-second window, the first one included. Its bucket starts
+with one token; it may hold up to a hundredth of a second's worth (CATCH_UP), so a send that the
+busy event loop woke a few milliseconds late is made up rather than lost, and it refills that
+many tokens less than the rate each second, so no one-second window ever holds more than the
+rate plus the one message of a plain one-token bucket. Customer replies and blast traffic
+share it, and replies go first: a bulk send takes its slot only while no reply waits for one,
 so a reply waits behind at most the one bulk message already given its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
+
+CATCH_UP = 0.01  # seconds of sending the global bucket may hold
 
 
 class TokenBucket:
@@ -22,10 +29,10 @@ class TokenBucket:
 
     __slots__ = ("burst", "rate", "tokens", "updated")
 
-    def __init__(self, rate: float, burst: float) -> None:
+    def __init__(self, rate: float, burst: float, tokens: float | None = None) -> None:
         self.rate = rate
         self.burst = burst
-        self.tokens = burst
+        self.tokens = burst if tokens is None else tokens
         self.updated = time.monotonic()
 
     def reserve(self, now: float) -> float:
@@ -34,6 +41,10 @@ class TokenBucket:
         self.updated = now
         self.tokens -= 1
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def has_token(self, now: float) -> bool:
+        """Whether a reservation now would need no wait."""
+        return self.tokens + (now - self.updated) * self.rate >= 1
 
     def is_full(self, now: float) -> bool:
         return self.tokens + (now - self.updated) * self.rate >= self.burst
@@ -51,14 +62,17 @@ class Pacer:
         max_idle_chats: int = 10_000,
     ) -> None:
         self.rate = rate
-        self._global = TokenBucket(rate, 1.0)
+        catch_up = max(1, math.floor(rate * CATCH_UP))
+        self._global = TokenBucket(rate - (catch_up - 1), catch_up, tokens=1.0)
+        self._dispatch_every = (catch_up - 1) / 2 / self._global.rate  # half the catch-up
         self._per_chat_rate = per_chat_rate
         self._per_chat_burst = per_chat_burst
         self._chats: dict[int, TokenBucket] = {}
         self._max_idle = max_idle_chats
         self._paused_until = 0.0
         self._replies_waiting = 0
-        self._bulk = asyncio.Lock()
+        self._bulk: deque[asyncio.Future[None]] = deque()  # bulk sends waiting for a slot
+        self._dispatcher: asyncio.Task[None] | None = None
         self.flood_waits = 0  # 429s received
 
     async def acquire(self, chat_id: int, *, bulk: bool = False) -> None:
@@ -85,16 +99,47 @@ class Pacer:
     async def _acquire_bulk(self, chat_id: int) -> None:
         if wait := self._chat(chat_id).reserve(time.monotonic()):
             await asyncio.sleep(wait)
-        async with self._bulk:  # bulk senders queue here, one holding a reservation at a time
-            while True:
-                hold = self._paused_until - time.monotonic()
-                if self._replies_waiting:
-                    hold = max(hold, 1 / self.rate)
-                if hold <= 0:
-                    break
+        turn = asyncio.get_running_loop().create_future()
+        self._bulk.append(turn)  # bulk senders queue here; one dispatcher hands out the slots
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="pacer-bulk")
+        await turn
+
+    async def _dispatch(self) -> None:
+        """Give queued bulk sends their slots in order, one reservation at a time and only
+        while no reply waits; the tokens the bucket holds when it wakes go out together, and
+        at high rates it wakes only every half CATCH_UP, so neither a busy event loop nor the
+        pacing itself costs a wakeup per message."""
+        while True:
+            hold = self._paused_until - time.monotonic()
+            if self._replies_waiting:
+                hold = max(hold, 1 / self.rate)
+            if hold > 0:
                 await asyncio.sleep(hold)
+                continue
+            turn = self._next_turn()
+            if turn is None:
+                return
             if wait := self._global.reserve(time.monotonic()):
-                await asyncio.sleep(wait)
+                await asyncio.sleep(max(wait, self._dispatch_every))  # then several at once
+            if not turn.done():
+                turn.set_result(None)
+            now = time.monotonic()
+            while (
+                not self._replies_waiting
+                and self._paused_until <= now
+                and self._global.has_token(now)
+                and (turn := self._next_turn()) is not None
+            ):
+                self._global.reserve(now)
+                turn.set_result(None)
+
+    def _next_turn(self) -> asyncio.Future[None] | None:
+        while self._bulk:
+            turn = self._bulk.popleft()
+            if not turn.done():  # a cancelled send leaves its place
+                return turn
+        return None
 
     def _chat(self, chat_id: int) -> TokenBucket:
         chat = self._chats.get(chat_id)
