@@ -43,7 +43,12 @@ class StaffUser:
 
 
 async def add_staff(
-    services: Services, user: SimUser, role: Role, scope: str, name: str = "Staf"
+    services: Services,
+    user: SimUser,
+    role: Role,
+    scope: str,
+    name: str = "Staf",
+    locale: str = "en",
 ) -> StaffUser:
     """A staff member enrolled straight into the database (enrolment has its own test)."""
     secret = pyotp.random_base32()
@@ -56,7 +61,7 @@ async def add_staff(
             role=role.label,
             scope=scope,
             totp_secret=secret,
-            locale="en",
+            locale=locale,
         )
     return StaffUser(staff_id, user, secret)
 

@@ -12,7 +12,7 @@ from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.services.access import Role
 from bot.services.campaigns import CampaignView, Plan
 from bot.wiring.services import Services
-from storage.models import audit_log, staff
+from storage.models import audit_log
 from tests.e2e.campaigning import (
     add_customers,
     daytime_clock,
@@ -68,11 +68,9 @@ async def test_invitations_and_response_rate_for_a_period_and_a_campaign(
     await _answer_invitation(customers[0], "10")
     await _answer_invitation(customers[1], "9")
 
-    viewer = await add_staff(services, emulator.user(880, "Vina"), Role.VIEWER, "branch:JKT01")
-    async with services.db.transaction() as connection:
-        await connection.execute(
-            sa.update(staff).where(staff.c.id == viewer.id).values(locale="id")
-        )
+    viewer = await add_staff(
+        services, emulator.user(880, "Vina"), Role.VIEWER, "branch:JKT01", locale="id"
+    )
     await viewer.user.send_text(f"/login {code(viewer.secret, clock)}")
     await viewer.user.wait_for(lambda m: "masuk sebagai" in m.body)
 

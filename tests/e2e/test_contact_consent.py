@@ -20,7 +20,7 @@ from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.services.access import Role
 from bot.wiring.services import Services
 from flows.schema import load_survey
-from storage.models import audit_log, branches, customers, staff, survey_sessions
+from storage.models import audit_log, branches, customers, survey_sessions
 from tests.e2e.staffing import FakeClock, add_staff, code, log_in
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -100,12 +100,10 @@ async def test_names_reach_only_admins_after_step_up_and_only_for_customers_who_
 
     clock = FakeClock(datetime.now(UTC))
     services.staff.clock = clock
-    viewer = await add_staff(services, emulator.user(810, "Vina"), Role.VIEWER, "branch:JKT01")
+    viewer = await add_staff(
+        services, emulator.user(810, "Vina"), Role.VIEWER, "branch:JKT01", locale="id"
+    )
     admin = await add_staff(services, emulator.user(811, "Adi"), Role.ADMIN, "region:BAR")
-    async with services.db.transaction() as connection:
-        await connection.execute(
-            sa.update(staff).where(staff.c.id == viewer.id).values(locale="id")
-        )
     await viewer.user.send_text(f"/login {code(viewer.secret, clock)}")
     await viewer.user.wait_for(lambda m: "masuk sebagai" in m.body)
     await log_in(admin, clock)

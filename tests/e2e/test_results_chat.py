@@ -17,7 +17,7 @@ from bot.services.access import Role
 from bot.wiring.services import Services
 from storage import results as store
 from storage import sessions
-from storage.models import audit_log, rollup_weeks, rollups, staff
+from storage.models import audit_log, rollup_weeks, rollups
 from tests.e2e.staffing import FakeClock, add_staff, code, log_in
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -50,11 +50,9 @@ async def test_a_branch_viewer_reads_results_in_their_language(
 
     clock = FakeClock(datetime.now(UTC))
     services.staff.clock = clock
-    viewer = await add_staff(services, emulator.user(910, "Vina"), Role.VIEWER, "branch:JKT01")
-    async with services.db.transaction() as connection:
-        await connection.execute(
-            sa.update(staff).where(staff.c.id == viewer.id).values(locale="id")
-        )
+    viewer = await add_staff(
+        services, emulator.user(910, "Vina"), Role.VIEWER, "branch:JKT01", locale="id"
+    )
     await viewer.user.send_text(f"/login {code(viewer.secret, clock)}")
     await viewer.user.wait_for(lambda m: "masuk sebagai" in m.body)
 
@@ -141,11 +139,9 @@ async def test_exports_stream_responses_with_labels_in_the_readers_language(
     await _answer(emulator.user(962, "Fajar"), consent, "9")
     clock = FakeClock(datetime.now(UTC))
     services.staff.clock = clock
-    viewer = await add_staff(services, emulator.user(970, "Vina"), Role.VIEWER, "branch:JKT01")
-    async with services.db.transaction() as connection:
-        await connection.execute(
-            sa.update(staff).where(staff.c.id == viewer.id).values(locale="id")
-        )
+    viewer = await add_staff(
+        services, emulator.user(970, "Vina"), Role.VIEWER, "branch:JKT01", locale="id"
+    )
     await viewer.user.send_text(f"/login {code(viewer.secret, clock)}")
     await viewer.user.wait_for(lambda m: "masuk sebagai" in m.body)
 

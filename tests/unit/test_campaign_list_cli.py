@@ -43,15 +43,6 @@ SECOND = (
 )
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> None:
-    monkeypatch.delenv("BOT_TOKEN", raising=False)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("KEY_FILE", str(tmp_path / "suara.key"))
-    monkeypatch.setenv("SURVEYS_DIR", str(ROOT / "surveys"))
-    monkeypatch.setenv("PRIVACY_NOTICE_FILE", str(NOTICE))
-
-
 async def _main(*argv: str) -> int:
     return await asyncio.to_thread(main, list(argv))
 

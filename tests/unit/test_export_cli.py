@@ -17,15 +17,6 @@ from storage.models import audit_log
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> None:
-    monkeypatch.delenv("BOT_TOKEN", raising=False)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("KEY_FILE", str(tmp_path / "suara.key"))
-    monkeypatch.setenv("SURVEYS_DIR", str(ROOT / "surveys"))
-    monkeypatch.setenv("PRIVACY_NOTICE_FILE", str(ROOT / "locales" / "privacy_notice.yaml"))
-
-
 @pytest.mark.usefixtures("env")
 async def test_the_command_line_names_customers_only_when_asked(
     capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path

@@ -201,15 +201,6 @@ async def test_invitations_and_response_rates_match_hand_computed_ones(
         await results.for_operator("JKT01", f"campaign {east}")
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> None:
-    monkeypatch.delenv("BOT_TOKEN", raising=False)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("KEY_FILE", str(tmp_path / "suara.key"))
-    monkeypatch.setenv("SURVEYS_DIR", str(ROOT / "surveys"))
-    monkeypatch.setenv("PRIVACY_NOTICE_FILE", str(ROOT / "locales" / "privacy_notice.yaml"))
-
-
 @pytest.mark.usefixtures("env")
 async def test_the_command_line_prints_invitations_and_refuses_an_unknown_campaign(
     capsys: pytest.CaptureFixture[str],
