@@ -610,9 +610,7 @@ async def end_open_sessions(connection: AsyncConnection, campaign: Campaign) -> 
         tuple(row)
         for row in await connection.execute(
             sa.update(survey_sessions)
-            .where(
-                survey_sessions.c.campaign_id == campaign.id, survey_sessions.c.status == "open"
-            )
+            .where(survey_sessions.c.campaign_id == campaign.id, survey_sessions.c.status == "open")
             .values(status="abandoned", version=survey_sessions.c.version + 1)
             .returning(
                 survey_sessions.c.branch_id,

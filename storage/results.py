@@ -14,6 +14,7 @@ formulas live in `flows.scoring`.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,7 +63,8 @@ class Figures:
     choices: Counter[tuple[int, int, str, str]] = field(default_factory=Counter)
     # (branch, survey id, question reached) -> sessions started and not completed
     stopped: Counter[tuple[int, int, str]] = field(default_factory=Counter)
-    # (local day, value) -> NPS answers, for the trend
+    # (local day, value) -> NPS answers, for the trend; `figures_of` counts each 7-day step
+    # of the period (from its first day) under the step's first day
     nps_days: Counter[tuple[date, int]] = field(default_factory=Counter)
     # branch -> campaign invitations sent, and those of them answered (storage.invitations)
     invited: Counter[int] = field(default_factory=Counter)
@@ -209,6 +211,7 @@ async def rebuild(connection: AsyncConnection) -> int:
     """Recompute every roll-up from sessions, answers and invitations; returns how many rows
     there are."""
     from storage import invitations  # it imports this module
+
     await connection.execute(sa.delete(rollups))
     await connection.execute(sa.delete(rollup_weeks))
     zones: dict[str, list[int]] = {}
@@ -358,6 +361,17 @@ def spans(first: date, last: date) -> list[tuple[sa.Table, date, date, int]]:
     return found
 
 
+def _steps(first: date, last: date) -> list[date]:
+    """The first days of the 7-day steps from `first` that cover [first, last]: the trend's."""
+    return [first + timedelta(days=n) for n in range(0, (last - first).days + 1, 7)]
+
+
+def _days_of(table: sa.Table, since: date, until: date) -> list[date]:
+    """The days of `table`'s rows from `since` to `until`: every day, or every Monday."""
+    step = 7 if table is rollup_weeks else 1
+    return [since + timedelta(days=n) for n in range(0, (until - since).days + 1, step)]
+
+
 def _days_by_branches(windows: Sequence[Window]) -> dict[tuple[date, date], list[int]]:
     """The branches of `windows` by their local days (every zone's are the same days)."""
     found: dict[tuple[date, date], list[int]] = {}
@@ -372,6 +386,100 @@ async def figures(connection: AsyncConnection, windows: Sequence[Window]) -> Fig
     return (await figures_of(connection, [windows]))[0]
 
 
+# A part of a summary's query: roll-up rows of one table over a range of days, added (1) or
+# taken away (-1), or the sessions still open ("open"); summed over branches or not.
+Part = tuple[str, int, bool]
+TABLES = {table.name: table for table in (rollups, rollup_weeks)}
+
+
+# For the rest of the transaction, PostgreSQL plans these reads for their own parameters (a
+# generic plan, chosen after five runs of a prepared statement, reads every IN list's days
+# alike and took 10 ms where a custom plan takes 2) and in one process: starting parallel
+# workers costs more than the few thousand index rows they would share.
+_PLAN_FOR_READS = sa.select(
+    sa.func.set_config("plan_cache_mode", "force_custom_plan", True),
+    sa.func.set_config("max_parallel_workers_per_gather", "0", True),
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _figures_statement(parts: tuple[Part, ...]) -> sa.Select[Any]:
+    """The query of `figures_of` for one arrangement of parts, built once: every value is a
+    parameter (`n`th part: period, branch ids, first and last day or moment), so a summary
+    pays neither for building it nor for compiling it again."""
+    sessions = survey_sessions.c
+    selects = []
+    for n, (source, sign, summed) in enumerate(parts):
+        period = sa.bindparam(f"period_{n}", type_=sa.Integer)
+        ids = sa.bindparam(f"ids_{n}", expanding=True)
+        if source == OPEN:  # those that ended unfinished are in the roll-ups already
+            selects.append(
+                sa.select(
+                    period,
+                    sa.literal(0) if summed else sessions.branch_id,
+                    sessions.survey_id,
+                    sa.literal(STOPPED),
+                    sessions.reached,
+                    sa.literal(""),
+                    sa.literal(1),
+                ).where(
+                    sessions.branch_id.in_(ids),
+                    sessions.started_at >= sa.bindparam(f"since_{n}"),
+                    sessions.started_at < sa.bindparam(f"until_{n}"),
+                    STILL_OPEN,
+                    sessions.reached.is_not(None),
+                )
+            )
+            continue
+        table = TABLES[source]
+        selects.append(
+            sa.select(
+                period.label("period"),
+                (sa.literal(0) if summed else table.c.branch_id).label("branch_id"),
+                table.c.survey_id,
+                table.c.metric,
+                table.c.question_id,
+                table.c.value,
+                (table.c.count if sign > 0 else -table.c.count).label("count"),
+            ).where(
+                table.c.branch_id.in_(ids),
+                table.c.day.between(sa.bindparam(f"since_{n}"), sa.bindparam(f"until_{n}")),
+            )
+        )
+    every = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+    keys = (every.c.period, every.c.branch_id, every.c.survey_id, every.c.metric)
+    keys += (every.c.question_id, every.c.value)
+    total = sa.func.sum(every.c.count)
+    return sa.select(*keys, total).group_by(*keys).having(total != 0)  # days taken away: 0
+
+
+@functools.lru_cache(maxsize=512)
+def _trend_statement(parts: tuple[tuple[str, int, int], ...]) -> sa.Select[Any]:
+    """The trend's query for one arrangement of (table, sign, days) parts, built once."""
+    selects = []
+    for n, (source, sign, days) in enumerate(parts):
+        table = TABLES[source]
+        selects.append(
+            sa.select(
+                sa.bindparam(f"step_{n}", type_=sa.Date).label("step"),
+                table.c.value,
+                (table.c.count if sign > 0 else -table.c.count).label("count"),
+            ).where(
+                table.c.branch_id.in_(sa.bindparam(f"ids_{n}", expanding=True)),
+                # each day by itself, then the key's next column: one seek for each day
+                table.c.day.in_([sa.bindparam(f"day_{n}_{d}", type_=sa.Date) for d in range(days)]),
+                table.c.metric == "nps",
+            )
+        )
+    every = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+    total = sa.func.sum(every.c.count)
+    return (
+        sa.select(every.c.step, every.c.value, total)
+        .group_by(every.c.step, every.c.value)
+        .having(total != 0)
+    )
+
+
 async def figures_of(
     connection: AsyncConnection,
     periods: Sequence[Sequence[Window]],
@@ -379,59 +487,34 @@ async def figures_of(
     totals_only: Collection[int] = (),
 ) -> list[Figures]:
     """`figures` for several periods (a period and the one before it) in two queries: the
-    roll-ups and the sessions still open of every period, then the daily NPS counts of the
-    first period for its trend. Each part reads a range of its table's key. The periods
+    roll-ups and the sessions still open of every period, then the NPS counts of the first
+    period's 7-day steps for its trend. Each part reads a range of its table's key. The periods
     numbered in `totals_only` are summed over their branches, under branch 0: fewer rows
     where only the whole is shown (the previous period)."""
     found = [Figures() for _ in periods]
+    parts: list[Part] = []
+    params: dict[str, Any] = {}
 
-    def branch(index: int, column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
-        return sa.literal(0) if index in totals_only else column
+    def part(shape: Part, index: int, ids: Sequence[int], since: Any, until: Any) -> None:
+        n = len(parts)
+        parts.append(shape)
+        params.update({f"period_{n}": index, f"ids_{n}": list(ids)})
+        params.update({f"since_{n}": since, f"until_{n}": until})
 
-    parts = [
-        sa.select(
-            sa.literal(index).label("period"),
-            branch(index, table.c.branch_id).label("branch_id"),
-            table.c.survey_id,
-            table.c.metric,
-            table.c.question_id,
-            table.c.value,
-            (table.c.count if sign > 0 else -table.c.count).label("count"),
-        ).where(table.c.branch_id.in_(ids), table.c.day.between(since, until))
-        for index, windows in enumerate(periods)
-        for (first, last), ids in _days_by_branches(windows).items()
-        for table, since, until, sign in spans(first, last)
-    ]
-    sessions = survey_sessions.c
-    parts += [  # those that ended unfinished are in the roll-ups already
-        sa.select(
-            sa.literal(index),
-            branch(index, sessions.branch_id),
-            sessions.survey_id,
-            sa.literal(STOPPED),
-            sessions.reached,
-            sa.literal(""),
-            sa.literal(1),
-        ).where(
-            sessions.branch_id.in_(w.branch_ids),
-            sessions.started_at >= w.since,
-            sessions.started_at < w.until,
-            STILL_OPEN,
-            sessions.reached.is_not(None),
-        )
-        for index, windows in enumerate(periods)
-        for w in windows
-        if w.branch_ids
-    ]
+    for index, windows in enumerate(periods):
+        summed = index in totals_only
+        for (first, last), ids in _days_by_branches(windows).items():
+            for table, since, until, sign in spans(first, last):
+                part((table.name, sign, summed), index, ids, since, until)
+        for w in windows:
+            if w.branch_ids:
+                part((OPEN, 1, summed), index, w.branch_ids, w.since, w.until)
     if not parts:
         return found
-    every = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-    keys = (every.c.period, every.c.branch_id, every.c.survey_id, every.c.metric)
-    keys += (every.c.question_id, every.c.value)
-    total = sa.func.sum(every.c.count)
-    for index, where, survey, metric, question, value, count in await connection.execute(
-        sa.select(*keys, total).group_by(*keys).having(total != 0)  # days taken away: 0
-    ):
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_PLAN_FOR_READS)
+    rows = await connection.execute(_figures_statement(tuple(parts)), params)
+    for index, where, survey, metric, question, value, count in rows:
         into, count = found[index], int(count)
         if metric == "started":
             into.started[where] += count
@@ -448,21 +531,19 @@ async def figures_of(
         elif metric == STOPPED:
             into.stopped[where, survey, question] += count
 
-    r = rollups.c
-    trend = [
-        sa.select(r.day, r.value, r.count).where(
-            r.branch_id.in_(ids), r.day.between(first, last), r.metric == "nps"
-        )
-        for (first, last), ids in _days_by_branches(periods[0]).items()
-    ]
+    trend: list[tuple[str, int, int]] = []
+    params = {}
+    for (first, last), ids in _days_by_branches(periods[0]).items():
+        for start in _steps(first, last):  # each step as spans: weeks where they mostly fit
+            for table, since, until, sign in spans(start, min(last, start + timedelta(days=6))):
+                days = _days_of(table, since, until)
+                n = len(trend)
+                trend.append((table.name, sign, len(days)))
+                params.update({f"step_{n}": start, f"ids_{n}": list(ids)})
+                params.update({f"day_{n}_{d}": day for d, day in enumerate(days)})
     if trend:
-        days = sa.union_all(*trend).subquery() if len(trend) > 1 else trend[0].subquery()
-        for day, value, count in await connection.execute(
-            sa.select(days.c.day, days.c.value, sa.func.sum(days.c.count)).group_by(
-                days.c.day, days.c.value
-            )
-        ):
-            found[0].nps_days[_date(day), int(value)] += int(count)
+        for start, value, count in await connection.execute(_trend_statement(tuple(trend)), params):
+            found[0].nps_days[_date(start), int(value)] += int(count)
     return found
 
 

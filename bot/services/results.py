@@ -350,13 +350,11 @@ class Results:
         surveys: dict[int, Survey],
         campaign: CampaignRef | None = None,
     ) -> Summary:
+        names = _Names(surveys, locale)
         split = now_figures.by_branch()
         per_branch = [
             BranchScores(
-                b.code,
-                b.name,
-                b.timezone,
-                _scores(split.get(b.id, store.Figures()), surveys, locale),
+                b.code, b.name, b.timezone, _scores(split.get(b.id, store.Figures()), names)
             )
             for b in branches
         ]
@@ -373,8 +371,8 @@ class Results:
             locale,
             scope,
             period,
-            _scores(now_figures, surveys, locale),
-            _scores(before, surveys, locale),
+            _scores(now_figures, names),
+            _scores(before, names),
             tuple(ranked),
             _weeks(now_figures, period),
             campaign,
@@ -478,7 +476,35 @@ def windows_for(branches: Iterable[Branch], period: Period) -> list[store.Window
     return windows
 
 
-def _scores(found: store.Figures, surveys: dict[int, Survey], locale: str) -> Scores:
+class _Names:
+    """The labels and scales a summary shows, each looked up once per summary: a bank's
+    summary names the same few questions for every branch."""
+
+    def __init__(self, surveys: dict[int, Survey], locale: str) -> None:
+        self._surveys = surveys
+        self._locale = locale
+        self._questions: dict[tuple[int, str], tuple[str, int]] = {}
+        self._options: dict[tuple[int, str, str], str] = {}
+
+    def question(self, survey_id: int, question_id: str) -> tuple[str, int]:
+        """A question's label and its rating scale."""
+        found = self._questions.get((survey_id, question_id))
+        if found is None:
+            survey = self._surveys[survey_id]
+            found = (_label(survey, question_id, self._locale), _scale(survey, question_id))
+            self._questions[survey_id, question_id] = found
+        return found
+
+    def option(self, survey_id: int, question_id: str, option_id: str) -> str:
+        found = self._options.get((survey_id, question_id, option_id))
+        if found is None:
+            survey = self._surveys[survey_id]
+            found = option_label(survey, question_id, option_id, self._locale)
+            self._options[survey_id, question_id, option_id] = found
+        return found
+
+
+def _scores(found: store.Figures, names: _Names) -> Scores:
     """Scores over every count in `found` (already limited to the branches wanted)."""
     nps: Counter[int] = Counter()
     ces: Counter[int] = Counter()
@@ -489,17 +515,14 @@ def _scores(found: store.Figures, surveys: dict[int, Survey], locale: str) -> Sc
         elif kind == "ces":
             ces[value] += count
         else:
-            survey = surveys[survey_id]
-            csat[_label(survey, question_id, locale), _scale(survey, question_id)][value] += count
+            csat[names.question(survey_id, question_id)][value] += count
     choices: dict[str, Counter[str]] = defaultdict(Counter)
     for (_branch, survey_id, question_id, option), count in found.choices.items():
-        survey = surveys[survey_id]
-        choices[_label(survey, question_id, locale)][
-            option_label(survey, question_id, option, locale)
-        ] += count
+        label = names.question(survey_id, question_id)[0]
+        choices[label][names.option(survey_id, question_id, option)] += count
     stopped: Counter[str] = Counter()
     for (_branch, survey_id, reached), count in found.stopped.items():
-        stopped[_label(surveys[survey_id], reached, locale)] += count
+        stopped[names.question(survey_id, reached)[0]] += count
     return Scores(
         started=sum(found.started.values()),
         responses=sum(found.completed.values()),
