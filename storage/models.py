@@ -231,6 +231,17 @@ def _rollup_table(name: str) -> sa.Table:
             "value",
             postgresql_include=["count"],
         ),
+        # A scope's whole over one day or week, summed in key order with the counts at hand.
+        sa.Index(
+            f"ix_{name}_by_day",
+            "day",
+            "survey_id",
+            "metric",
+            "question_id",
+            "value",
+            "branch_id",
+            "count",
+        ),
         sqlite_with_rowid=False,
     )
 

@@ -432,14 +432,20 @@ def _figures_statement(parts: tuple[Part, ...]) -> sa.Select[Any]:
             )
             continue
         table = TABLES[source]
+        key = (table.c.survey_id, table.c.metric, table.c.question_id, table.c.value)
+        if summed:  # one day or week of the whole, summed in the order of its by-day index
+            count = sa.func.sum(table.c.count)
+            selects.append(
+                sa.select(period, sa.literal(0), *key, count if sign > 0 else -count)
+                .where(table.c.branch_id.in_(ids), table.c.day == sa.bindparam(f"since_{n}"))
+                .group_by(*key)
+            )
+            continue
         selects.append(
             sa.select(
                 period.label("period"),
-                (sa.literal(0) if summed else table.c.branch_id).label("branch_id"),
-                table.c.survey_id,
-                table.c.metric,
-                table.c.question_id,
-                table.c.value,
+                table.c.branch_id,
+                *key,
                 (table.c.count if sign > 0 else -table.c.count).label("count"),
             ).where(
                 table.c.branch_id.in_(ids),
@@ -505,7 +511,11 @@ async def figures_of(
         summed = index in totals_only
         for (first, last), ids in _days_by_branches(windows).items():
             for table, since, until, sign in spans(first, last):
-                part((table.name, sign, summed), index, ids, since, until)
+                if summed:
+                    for day in _days_of(table, since, until):
+                        part((table.name, sign, summed), index, ids, day, day)
+                else:
+                    part((table.name, sign, summed), index, ids, since, until)
         for w in windows:
             if w.branch_ids:
                 part((OPEN, 1, summed), index, w.branch_ids, w.since, w.until)
