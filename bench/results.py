@@ -230,6 +230,49 @@ async def _raw(db: Database, since: datetime, until: datetime) -> None:
         )
 
 
+async def _completions(db: Database, branch_ids: list[int], survey_id: int, units: int) -> float:
+    """Median microseconds of a unit of work that counts one completed response in the
+    roll-ups (its day's and its week's rows), on the loaded tables: the write results add to
+    the answer path."""
+    rnd = random.Random(11)
+    at = datetime.combine(TODAY, datetime.min.time(), UTC) + timedelta(hours=3)
+    samples = []
+    for _ in range(units):
+        answered = [
+            (question, kind, number if choice is None else choice)
+            for question, kind in QUESTIONS
+            for number, choice, skipped in [_answer(question, kind, rnd)]
+            if not skipped
+        ]
+        branch = rnd.choice(branch_ids)
+        began = time.perf_counter()
+        async with db.transaction() as connection:
+            await rollups.record_completion(connection, branch, survey_id, at, answered)
+        samples.append(time.perf_counter() - began)
+    return round(statistics.median(samples) * 1e6, 1)
+
+
+async def _completion_costs(
+    db: Database, branch_ids: list[int], survey_id: int
+) -> dict[str, float]:
+    """A completion's roll-up writes with the by-day indexes and without them, interleaved in
+    three rounds, the indexes restored after."""
+    found: dict[str, list[float]] = {"with_by_day_index": [], "without_by_day_index": []}
+    for _ in range(3):
+        found["with_by_day_index"].append(await _completions(db, branch_ids, survey_id, 500))
+        async with db.transaction() as connection:
+            for table in ("rollups", "rollup_weeks"):
+                await connection.exec_driver_sql(f"DROP INDEX ix_{table}_by_day")
+        found["without_by_day_index"].append(await _completions(db, branch_ids, survey_id, 500))
+        async with db.transaction() as connection:
+            for table in ("rollups", "rollup_weeks"):
+                await connection.exec_driver_sql(
+                    f"CREATE INDEX ix_{table}_by_day ON {table} "
+                    "(day, survey_id, metric, question_id, value, branch_id, count)"
+                )
+    return {name: statistics.median(values) for name, values in found.items()}
+
+
 def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 2)
 
@@ -284,6 +327,7 @@ async def run(url: str, responses: int, repeat: int, abandoned: float) -> dict[s
         began = time.perf_counter()
         await _raw(db, since, until)
         raw.append(time.perf_counter() - began)
+    completion_us = await _completion_costs(db, branch_ids, pinned.id)
     await db.dispose()
     return {
         "database": "postgresql" if db.is_postgres else "sqlite",
@@ -296,6 +340,7 @@ async def run(url: str, responses: int, repeat: int, abandoned: float) -> dict[s
         "results_ms": timings,
         "raw_bank_ms": _median_ms(raw),
         "speedup_bank": round(_median_ms(raw) / timings["bank"], 1),
+        "completion_rollup_writes_us": completion_us,
     }
 
 
