@@ -7,8 +7,9 @@ Loads responses (8 answers each) across 50 branches in 5 regions (WIB, WITA and 
 days straight into the tables, with 15 % more sessions abandoned part-way (`--abandoned`), builds
 the roll-ups with `run_bot.py rebuild-rollups`' code, then times, in one run: the summary
 `/results` computes (whole bank, one region, one branch, last 30 days, with the previous 30
-days and drop-off) and the raw aggregate query over the answers table that results would need
-without roll-ups. Medians of several runs.
+days and drop-off; bank and branch again over the 30 days that read the most roll-up rows) and
+the raw aggregate query over the answers table that results would need without roll-ups,
+medians of several runs; and a completion's roll-up writes with and without the by-day indexes.
 """
 
 from __future__ import annotations
@@ -301,21 +302,26 @@ async def run(url: str, responses: int, repeat: int, abandoned: float) -> dict[s
     period = Period.parse("30d", TODAY)
     async with db.transaction() as connection:
         org = Org.of(await orgs.all_regions(connection), await orgs.all_branches(connection))
+    # The last 30 days to the 27th, a Friday, read the most roll-up units of any 30 days
+    # (10 and 8 for the period before); to the 30th, a Monday, 6 and 8.
+    heaviest = Period.parse("30d", TODAY - timedelta(days=3))
     scopes = {
-        "bank": Scope("all"),
-        "region": Scope("region", "R2"),
-        "branch": Scope("branch", "R2B03"),
+        "bank": (Scope("all"), period),
+        "region": (Scope("region", "R2"), period),
+        "branch": (Scope("branch", "R2B03"), period),
+        "bank_heaviest_30_days": (Scope("all"), heaviest),
+        "branch_heaviest_30_days": (Scope("branch", "R2B03"), heaviest),
     }
     timings: dict[str, float] = {}
     answers_in_bank = 0
-    for name, scope in scopes.items():
+    for name, (scope, within) in scopes.items():
         samples = []
         async with db.engine.connect() as connection:  # untimed warm-up
-            await results.summary(connection, org, scope, period, "en")
+            await results.summary(connection, org, scope, within, "en")
         for _ in range(repeat):
             began = time.perf_counter()
             async with db.engine.connect() as connection:
-                summary = await results.summary(connection, org, scope, period, "en")
+                summary = await results.summary(connection, org, scope, within, "en")
             samples.append(time.perf_counter() - began)
         timings[name] = _median_ms(samples)
         if name == "bank":
