@@ -418,6 +418,29 @@ async def invite_status(
     return {int(row[0]): str(row[1]) for row in rows}
 
 
+@dataclass(frozen=True)
+class Received:
+    """One campaign message meant for a customer, as their data export shows it."""
+
+    campaign: str
+    kind: str
+    status: str
+    due_at: datetime
+    sent_at: datetime | None
+
+
+async def received_by(connection: AsyncConnection, customer_id: int) -> list[Received]:
+    """Every invitation and reminder meant for this customer, oldest first."""
+    d = campaign_deliveries.c
+    rows = await connection.execute(
+        sa.select(campaigns.c.name, d.kind, d.status, d.due_at, d.sent_at)
+        .join_from(campaign_deliveries, campaigns, campaigns.c.id == d.campaign_id)
+        .where(d.customer_id == customer_id)
+        .order_by(d.due_at, d.id)
+    )
+    return [Received(*row) for row in rows]
+
+
 # -- claiming and settling -------------------------------------------------------------------
 
 

@@ -167,6 +167,14 @@ async def resolve(
     return result.rowcount == 1
 
 
+async def for_customer(connection: AsyncConnection, customer_id: int) -> dict[int, FollowUp]:
+    """The follow-ups of a customer's responses, by session: what their data export shows."""
+    rows = await connection.execute(
+        sa.select(*_COLUMNS).select_from(_FROM).where(survey_sessions.c.customer_id == customer_id)
+    )
+    return {row.session_id: FollowUp(*row) for row in rows}
+
+
 async def forget_notes(connection: AsyncConnection, customer_id: int) -> int:
     """Drop the notes staff wrote about a customer's responses (their erasure); the follow-ups
     themselves stay, anonymous, as the answers do."""

@@ -41,6 +41,7 @@ class Session:
     completed_at: datetime | None
     live_message_id: int | None = None
     campaign_id: int | None = None  # the campaign whose invitation opened it
+    contact_consent: bool | None = None  # read only with a customer's data (`for_customer`)
 
 
 @dataclass(frozen=True)
@@ -424,7 +425,7 @@ async def for_customer(connection: AsyncConnection, customer_id: int) -> list[Se
         .where(survey_sessions.c.customer_id == customer_id)
         .order_by(survey_sessions.c.id)
     )
-    return [_session(row) for row in rows]
+    return [replace(_session(row), contact_consent=row.contact_consent) for row in rows]
 
 
 async def detach_customer(connection: AsyncConnection, customer_id: int) -> int:

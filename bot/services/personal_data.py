@@ -19,6 +19,7 @@ from bot.services.conversation import answers_so_far
 from bot.services.surveys import SurveyCatalog
 from bot.wiring.config import Settings
 from storage import audit
+from storage import campaigns as campaign_store
 from storage import customers as customer_store
 from storage import follow_ups as follow_up_store
 from storage import sessions as session_store
@@ -26,6 +27,10 @@ from storage.db import Database
 from storage.models import now
 
 log = logging.getLogger(__name__)
+
+
+def _moment(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,12 @@ class PersonalData:
             profile = await customer_store.profile(connection, customer.id)
             assert profile is not None
             consents = await customer_store.consent_history(connection, customer.id)
+            follow_ups = await follow_up_store.for_customer(connection, customer.id)
             surveys = [
-                await self._survey(connection, s)
+                await self._survey(connection, s, follow_ups.get(s.id))
                 for s in await session_store.for_customer(connection, customer.id)
             ]
+            received = await campaign_store.received_by(connection, customer.id)
             await audit.append(connection, f"customer:{customer.id}", "customer.export")
         return {
             "profile": {
@@ -75,18 +82,40 @@ class PersonalData:
                 for c in consents
             ],
             "surveys": surveys,
+            "invitations": [
+                {
+                    "campaign": r.campaign,
+                    "kind": r.kind,
+                    "status": r.status,
+                    "due_at": r.due_at.isoformat(),
+                    "sent_at": _moment(r.sent_at),
+                }
+                for r in received
+            ],
         }
 
     async def _survey(
-        self, connection: AsyncConnection, session: session_store.Session
+        self,
+        connection: AsyncConnection,
+        session: session_store.Session,
+        follow_up: follow_up_store.FollowUp | None,
     ) -> dict[str, Any]:
         pinned = await self._catalog.pinned(connection, session.survey_id)
         return {
             "survey": pinned.survey.id,
             "version": pinned.version,
             "status": session.status,
-            "completed_at": session.completed_at.isoformat() if session.completed_at else None,
+            "completed_at": _moment(session.completed_at),
             "answers": await answers_so_far(connection, session),
+            "may_contact": session.contact_consent,
+            "follow_up": None
+            if follow_up is None
+            else {
+                "status": follow_up.status,
+                "opened_at": follow_up.created_at.isoformat(),
+                "resolved_at": _moment(follow_up.resolved_at),
+                "note": follow_up.note,
+            },
         }
 
     async def erase(self, telegram_id: int) -> bool:

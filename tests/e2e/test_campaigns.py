@@ -4,6 +4,7 @@ blast with its progress message, faults mid-blast, blocked customers, the cooldo
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -176,11 +177,20 @@ async def test_a_customer_is_invited_once_per_cooldown_across_campaigns(
 ) -> None:
     clock = daytime_clock()
     use_clock(services, clock)
-    await add_customers(services, emulator, "JKT01", 4)
+    customers = await add_customers(services, emulator, "JKT01", 4)
     first = await services.campaigns.create(None, Plan("one", "branch_service", "branch:JKT01"))
     boss = await admin(services, emulator, clock)
     await boss.user.send_text(f"/campaign_launch {first.campaign.id}")  # type: ignore[union-attr]
     await wait_settled(services, first.campaign.id, "invite", 4)  # type: ignore[union-attr]
+    await customers[0].send_text("/mydata")  # what a customer was sent is their data too
+    document = await customers[0].wait_for(lambda m: m.document is not None)
+    received = json.loads(document.content or b"")["invitations"]
+    assert [(r["campaign"], r["kind"], r["status"]) for r in received] == [
+        ("one", "invite", "sent"),
+        ("one", "remind1", "pending"),  # planned, and re-checked when due
+        ("one", "remind2", "pending"),
+    ]
+    assert received[0]["sent_at"] is not None and received[1]["sent_at"] is None
     clock.advance(days=10)
     second = await services.campaigns.create(None, Plan("two", "digital_banking", "region:BAR"))
     assert second.report.targeted == 0  # type: ignore[union-attr]

@@ -97,6 +97,9 @@ async def test_names_reach_only_admins_after_step_up_and_only_for_customers_who_
             ).scalars()
         )
     assert stored == [False, True, True]
+    for telegram_id, agreed in ((801, True), (802, False)):  # each sees what they said
+        exported = await services.personal_data.export(telegram_id)
+        assert exported is not None and exported["surveys"][0]["may_contact"] is agreed
 
     clock = FakeClock(datetime.now(UTC))
     services.staff.clock = clock

@@ -5,6 +5,7 @@ will make it. Real bot, real emulator, real database; the clock is the test's.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,6 +187,14 @@ async def test_a_detractor_alerts_the_branch_staff_who_asked_and_they_close_the_
             )
         )
     assert toggles == 3  # dewi, rudi and wati
+
+    await ani.send_text("/mydata")  # the customer sees what became of their answers
+    document = await ani.wait_for(lambda m: m.document is not None)
+    (answered,) = json.loads(document.content or b"")["surveys"]
+    handled = answered["follow_up"]
+    assert (handled["status"], handled["note"]) == ("resolved", row.note)
+    assert handled["opened_at"] < handled["resolved_at"]
+    assert answered["may_contact"] is None  # the branch survey does not ask
 
 
 async def test_an_unresolved_follow_up_escalates_once_to_the_region_admins(
