@@ -44,8 +44,7 @@ COMMANDS: tuple[StaffCommand, ...] = (
     StaffCommand(
         "export",
         "export.read",
-        "/export [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31] [csv|xlsx] "
-        "[contacts]",
+        "/export [branch|region|all] [7d|30d|2026-10|2026-10-01..2026-10-31] [csv|xlsx] [contacts]",
         N_("Responses as a CSV or XLSX file"),
     ),
     StaffCommand("surveys", "survey.list", "/surveys", N_("Surveys, versions and their branches")),

@@ -21,15 +21,12 @@ PRESS = re.compile(r"^fu:([tr]):(\d{1,9})$")
 KINDS = {"rating": "CSAT", "nps": "NPS", "ces": "CES"}
 
 
-def buttons(follow_up_id: int) -> Keyboard:
-    return keyboard(
-        [
-            [
-                button(_("Take"), f"fu:t:{follow_up_id}"),
-                button(_("Resolve"), f"fu:r:{follow_up_id}"),
-            ]
-        ]
-    )
+def buttons(follow_up_id: int, *, taken: bool = False) -> Keyboard:
+    """Take and Resolve; Resolve alone on the alert of whoever took it."""
+    resolve = button(_("Resolve"), f"fu:r:{follow_up_id}")
+    if taken:
+        return keyboard([[resolve]])
+    return keyboard([[button(_("Take"), f"fu:t:{follow_up_id}"), resolve]])
 
 
 def alert(shown: Alert, locale: str, at: datetime) -> tuple[str, Keyboard]:

@@ -26,6 +26,7 @@ from bot.services.follow_up import (
     NotANote,
     NoteAsked,
 )
+from bot.services.i18n import use_locale
 from handlers.context import Context
 from handlers.replies import answer
 from handlers.staff import follow_up_render as render
@@ -79,7 +80,25 @@ async def press(update: Update, context: Context) -> None:
         outcome = await service.take(who(update), parsed[2])
     else:
         outcome = await service.resolve(who(update), parsed[2])
+    if isinstance(outcome, FollowUpTaken) and query.message is not None:
+        await _keep_resolve_only(context, query.message.chat.id, query.message.message_id, outcome)
     await show_follow_up(update, context, outcome, "followups")
+
+
+async def _keep_resolve_only(
+    context: Context, chat_id: int, message_id: int, taken: FollowUpTaken
+) -> None:
+    """The alert just taken keeps only its Resolve button, so it shows what is left to do."""
+    with use_locale(taken.locale):
+        markup = render.buttons(taken.follow_up_id, taken=True)
+    try:
+        await paced(
+            context,
+            chat_id,
+            lambda: context.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=markup),
+        )
+    except BadRequest:  # the alert is too old to edit, or was deleted: the reply says enough
+        log.info("a taken alert's buttons could not be changed")
 
 
 async def note(update: Update, context: Context) -> None:
