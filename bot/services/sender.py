@@ -189,6 +189,7 @@ class Sender:
         blocked = [
             d.customer_id for d, r in zip(batch, results, strict=True) if r.status == store.BLOCKED
         ]
+        await self._pacer.customers_first()
         await self._db.run(partial(_settle, results=results, blocked=blocked))
 
     # -- leadership ----------------------------------------------------------------------------
@@ -236,13 +237,15 @@ class Sender:
                 connection, at, quiet, at - BUSY_FOR, self._batch, excluding=going
             )
 
+        await self._pacer.customers_first()
         return await self._db.run(work)
 
     async def _send_batch(self, bot: Bot, batch: list[Due]) -> list[Settled]:
+        await self._pacer.customers_first()
         async with self._db.transaction() as connection:
             campaigns = {c: await store.get(connection, c) for c in {d.campaign_id for d in batch}}
             plans = await self._plans(connection, batch, campaigns, bot.username)
-        marks = _Marks(self._db)
+        marks = _Marks(self._db, self._pacer)
         slots = asyncio.Semaphore(self._concurrency)
 
         async def one(due: Due) -> Settled:
@@ -356,6 +359,7 @@ class Sender:
     # -- the launcher's progress message -------------------------------------------------------
 
     async def _report(self, bot: Bot, *, final_only: bool = False) -> None:
+        await self._pacer.customers_first()
         async with self._db.transaction() as connection:
             running = [
                 c
@@ -435,8 +439,9 @@ class _Marks:
     next ones gather). So a crash leaves in `sending` only what was on its way, and no send
     costs a transaction of its own."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, pacer: Pacer) -> None:
         self._db = db
+        self._pacer = pacer
         self._gathering: dict[int, asyncio.Future[bool]] = {}
         self._marker: asyncio.Task[None] | None = None
 
@@ -450,6 +455,7 @@ class _Marks:
     async def _mark(self) -> None:
         while self._gathering:
             await asyncio.sleep(MARK_GATHER)  # a few statements a second, not one a message
+            await self._pacer.customers_first()  # their units go first
             group, self._gathering = self._gathering, {}
             work = partial(store.mark_sending, delivery_ids=list(group))
             try:
