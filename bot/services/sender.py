@@ -1,12 +1,13 @@
 """The sender: campaign invitations and reminders, paced within the bot's one rate budget.
 
 It picks due deliveries, sends them through the shared Pacer as bulk traffic (customer replies
-go first) and settles each batch in one transaction: `sent`, `failed` after retries with
-backoff, `blocked` on 403 (the customer too, never retried), or back to `pending` when Telegram
-kept saying 429. A delivery becomes `sending`, committed, only when its turn to go out has come,
-so one a crash left in `sending` was on its way: it counts as sent and is never sent again.
-One process sends: on PostgreSQL the holder of an advisory lock, held on a connection of its
-own, so another process takes over within seconds of its death.
+go first, and while updates are being processed its slots and its database work wait, within
+the pacer's hold budget) and settles each batch in one transaction: `sent`, `failed` after
+retries with backoff, `blocked` on 403 (the customer too, never retried), or back to `pending`
+when Telegram kept saying 429. A delivery becomes `sending`, committed, only when its turn to
+go out has come, so one a crash left in `sending` was on its way: it counts as sent and is
+never sent again. One process sends: on PostgreSQL the holder of an advisory lock, held on a
+connection of its own, so another process takes over within seconds of its death.
 
 The launcher's chat gets one progress message, edited every few seconds, then a final report.
 """
