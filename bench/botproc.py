@@ -209,5 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    from bot.wiring.runner import run  # the bot's event loop: uvloop where installed
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(main(parse_args()))
+    run(main(parse_args()))

@@ -1,12 +1,13 @@
 """The sender: campaign invitations and reminders, paced within the bot's one rate budget.
 
 It picks due deliveries, sends them through the shared Pacer as bulk traffic (customer replies
-go first) and settles each batch in one transaction: `sent`, `failed` after retries with
-backoff, `blocked` on 403 (the customer too, never retried), or back to `pending` when Telegram
-kept saying 429. A delivery becomes `sending`, committed, only when its turn to go out has come,
-so one a crash left in `sending` was on its way: it counts as sent and is never sent again.
-One process sends: on PostgreSQL the holder of an advisory lock, held on a connection of its
-own, so another process takes over within seconds of its death.
+go first, and while updates are being processed its slots and its database work wait, within
+the pacer's hold budget) and settles each batch in one transaction: `sent`, `failed` after
+retries with backoff, `blocked` on 403 (the customer too, never retried), or back to `pending`
+when Telegram kept saying 429. A delivery becomes `sending`, committed, only when its turn to
+go out has come, so one a crash left in `sending` was on its way: it counts as sent and is
+never sent again. One process sends: on PostgreSQL the holder of an advisory lock, held on a
+connection of its own, so another process takes over within seconds of its death.
 
 The launcher's chat gets one progress message, edited every few seconds, then a final report.
 """
@@ -189,6 +190,7 @@ class Sender:
         blocked = [
             d.customer_id for d, r in zip(batch, results, strict=True) if r.status == store.BLOCKED
         ]
+        await self._pacer.customers_first()
         await self._db.run(partial(_settle, results=results, blocked=blocked))
 
     # -- leadership ----------------------------------------------------------------------------
@@ -236,13 +238,15 @@ class Sender:
                 connection, at, quiet, at - BUSY_FOR, self._batch, excluding=going
             )
 
+        await self._pacer.customers_first()
         return await self._db.run(work)
 
     async def _send_batch(self, bot: Bot, batch: list[Due]) -> list[Settled]:
+        await self._pacer.customers_first()
         async with self._db.transaction() as connection:
             campaigns = {c: await store.get(connection, c) for c in {d.campaign_id for d in batch}}
             plans = await self._plans(connection, batch, campaigns, bot.username)
-        marks = _Marks(self._db)
+        marks = _Marks(self._db, self._pacer)
         slots = asyncio.Semaphore(self._concurrency)
 
         async def one(due: Due) -> Settled:
@@ -356,6 +360,7 @@ class Sender:
     # -- the launcher's progress message -------------------------------------------------------
 
     async def _report(self, bot: Bot, *, final_only: bool = False) -> None:
+        await self._pacer.customers_first()
         async with self._db.transaction() as connection:
             running = [
                 c
@@ -435,8 +440,9 @@ class _Marks:
     next ones gather). So a crash leaves in `sending` only what was on its way, and no send
     costs a transaction of its own."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, pacer: Pacer) -> None:
         self._db = db
+        self._pacer = pacer
         self._gathering: dict[int, asyncio.Future[bool]] = {}
         self._marker: asyncio.Task[None] | None = None
 
@@ -450,6 +456,7 @@ class _Marks:
     async def _mark(self) -> None:
         while self._gathering:
             await asyncio.sleep(MARK_GATHER)  # a few statements a second, not one a message
+            await self._pacer.customers_first()  # their units go first
             group, self._gathering = self._gathering, {}
             work = partial(store.mark_sending, delivery_ids=list(group))
             try:

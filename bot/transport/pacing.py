@@ -12,6 +12,12 @@ many tokens less than the rate each second, so no one-second window ever holds m
 rate plus the one message of a plain one-token bucket. Customer replies and blast traffic
 share it, and replies go first: a bulk send takes its slot only while no reply waits for one,
 so a reply waits behind at most the one bulk message already given its slot.
+
+Blast traffic also yields to customer work in progress: while the bot is processing an update
+(`Updates`, counted where the application processes them), bulk slots are held, so the event
+loop and the database serve the customer first. A hold lasts at most MAX_HOLD at a time and
+takes at most HOLD_SHARE of the blast's time however many customers keep coming, and what the
+bucket gathers meanwhile goes out when the hold ends (up to CATCH_UP of it).
 """
 
 from __future__ import annotations
@@ -20,8 +26,46 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 CATCH_UP = 0.01  # seconds of sending the global bucket may hold
+MAX_HOLD = 0.02  # seconds bulk slots are held at a time for updates being processed
+HOLD_SHARE = 0.25  # of the time, at most, bulk slots are held for updates being processed
+MIN_HOLD = 0.001  # seconds: a hold shorter than this is not worth a wakeup
+
+
+class Updates:
+    """The updates the bot is processing now: customer work in progress."""
+
+    __slots__ = ("_idle", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: asyncio.Future[None] | None = None  # set when the count drops to zero
+
+    @contextmanager
+    def processing(self) -> Iterator[None]:
+        """Around the processing of one update."""
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if not self.count and self._idle is not None:
+                if not self._idle.done():
+                    self._idle.set_result(None)
+                self._idle = None
+
+    async def idle(self, at_most: float) -> None:
+        """Until no update is being processed, or `at_most` seconds."""
+        if not self.count:
+            return
+        if self._idle is None:
+            self._idle = asyncio.get_running_loop().create_future()
+        with suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await asyncio.shield(self._idle)
 
 
 class TokenBucket:
@@ -60,6 +104,8 @@ class Pacer:
         per_chat_burst: float = 3,
         *,
         max_idle_chats: int = 10_000,
+        max_hold: float = MAX_HOLD,
+        hold_share: float = HOLD_SHARE,
     ) -> None:
         self.rate = rate
         catch_up = max(1, math.floor(rate * CATCH_UP))
@@ -71,6 +117,11 @@ class Pacer:
         self._max_idle = max_idle_chats
         self._paused_until = 0.0
         self._replies_waiting = 0
+        self.updates = Updates()  # the application counts them; bulk slots yield to them
+        self.max_hold = max_hold  # seconds bulk slots are held at a time for updates
+        self.hold_share = hold_share  # of the time, at most, they are so held
+        self._hold_budget = math.inf  # seconds of holding allowed now (max_hold at first)
+        self._hold_updated = time.monotonic()
         self._bulk: deque[asyncio.Future[None]] = deque()  # bulk sends waiting for a slot
         self._dispatcher: asyncio.Task[None] | None = None
         self.flood_waits = 0  # 429s received
@@ -107,15 +158,20 @@ class Pacer:
 
     async def _dispatch(self) -> None:
         """Give queued bulk sends their slots in order, one reservation at a time and only
-        while no reply waits; the tokens the bucket holds when it wakes go out together, and
-        at high rates it wakes only every half CATCH_UP, so neither a busy event loop nor the
-        pacing itself costs a wakeup per message."""
+        while no reply waits and no update is being processed (within the hold budget); the
+        tokens the bucket holds when it wakes go out together, and at high rates it wakes only
+        every half CATCH_UP, so neither a busy event loop nor the pacing itself costs a wakeup
+        per message."""
         while True:
-            hold = self._paused_until - time.monotonic()
+            now = time.monotonic()
+            hold = self._paused_until - now
             if self._replies_waiting:
                 hold = max(hold, 1 / self.rate)
             if hold > 0:
                 await asyncio.sleep(hold)
+                continue
+            if self._hold_allowed(now):
+                await self.customers_first()
                 continue
             turn = self._next_turn()
             if turn is None:
@@ -127,12 +183,31 @@ class Pacer:
             now = time.monotonic()
             while (
                 not self._replies_waiting
+                and not self._hold_allowed(now)
                 and self._paused_until <= now
                 and self._global.has_token(now)
                 and (turn := self._next_turn()) is not None
             ):
                 self._global.reserve(now)
                 turn.set_result(None)
+
+    async def customers_first(self) -> None:
+        """Wait while updates are being processed, as long as the hold budget allows: blast
+        work (bulk slots, and the sender's database work) yields to customers."""
+        now = time.monotonic()
+        if allowed := self._hold_allowed(now):
+            await self.updates.idle(allowed)
+            self._hold_budget -= time.monotonic() - now
+
+    def _hold_allowed(self, now: float) -> float:
+        """Seconds bulk slots may be held now for updates being processed: 0 when none is,
+        else what is left of the budget, which refills at `hold_share` up to `max_hold`."""
+        budget = self._hold_budget + (now - self._hold_updated) * self.hold_share
+        self._hold_budget = min(self.max_hold, budget)
+        self._hold_updated = now
+        if not self.updates.count or self._hold_budget < MIN_HOLD:
+            return 0.0
+        return self._hold_budget
 
     def _next_turn(self) -> asyncio.Future[None] | None:
         while self._bulk:

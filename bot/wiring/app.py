@@ -28,7 +28,7 @@ from bot.services.sender import Sender
 from bot.services.staff import StaffAccess
 from bot.services.surveys import SurveyCatalog
 from bot.transport.operations import count_update
-from bot.transport.pacing import Pacer
+from bot.transport.pacing import Pacer, Updates
 from bot.transport.request import AiohttpRequest, UpdatesRequest
 from bot.wiring.config import Settings
 from bot.wiring.services import Services
@@ -116,6 +116,20 @@ async def open_services(settings: Settings, clock: Clock = system_clock) -> Serv
     )
 
 
+class CountingApplication(Application):  # type: ignore[type-arg]
+    """PTB's Application, counting the updates it is processing, polled or delivered by the
+    webhook alike (both come through `process_update`): the pacer holds blast traffic back
+    for them."""
+
+    def __init__(self, *, updates: Updates, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._updates = updates
+
+    async def process_update(self, update: object) -> None:
+        with self._updates.processing():
+            await super().process_update(update)
+
+
 def create_requests(settings: Settings) -> tuple[AiohttpRequest, AiohttpRequest]:
     """The HTTP clients for Bot API calls and for long polling; the caller shuts them down."""
     return (
@@ -147,6 +161,7 @@ def build_application(
         .context_types(ContextTypes(context=Context))
         .defaults(Defaults(tzinfo=settings.zone))
         .concurrent_updates(settings.concurrent_updates)
+        .application_class(CountingApplication, {"updates": services.pacer.updates})
     )
     if webhook:
         builder = builder.updater(None)

@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.devtools.demo import run_demo
 
             configure_logging("WARNING")
-            return _run(lambda: run_demo(customers=args.customers, seed=args.seed))
+            return _run(lambda: run_demo(customers=args.customers, seed=args.seed), bot_loop=True)
         settings = load_settings()
         configure_logging(settings.log_level)
         if args.command == "init":
@@ -170,15 +170,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: run_campaign(settings, args))
         from bot.wiring.runner import serve
 
-        return _run(lambda: serve(settings, webhook=args.webhook))
+        return _run(lambda: serve(settings, webhook=args.webhook), bot_loop=True)
     except SuaraError as error:
         print(f"suara: {error}", file=sys.stderr)
         return 2
 
 
-def _run(make: Callable[[], Awaitable[int | None]]) -> int:
+def _run(make: Callable[[], Awaitable[int | None]], *, bot_loop: bool = False) -> int:
+    """Run a command; `bot_loop`: on the running bot's event loop (uvloop where installed)."""
     try:
-        result = asyncio.run(make())  # type: ignore[arg-type]
+        if bot_loop:
+            from bot.wiring.runner import run
+
+            result = run(make())  # type: ignore[arg-type]
+        else:
+            result = asyncio.run(make())  # type: ignore[arg-type]
     except SuaraError as error:
         print(f"suara: {error}", file=sys.stderr)
         return 2

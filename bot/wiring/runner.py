@@ -5,6 +5,9 @@ Telegram's connections over them) when the database is PostgreSQL: conversation 
 the database under optimistic concurrency, so any process may take any update. The first
 process is the primary: it registers the webhook and the command menu and runs the
 housekeeping jobs. Each process paces its sends at its share of the rates.
+
+The bot runs on uvloop's event loop where it is installed (every platform but Windows): the
+loop's own work is about a third of the CPU a blast message costs, and uvloop does it in C.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import secrets
 import signal
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from aiohttp import web
 from cryptography import x509
@@ -38,6 +42,22 @@ from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
+T = TypeVar("T")
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed, else None: asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on the bot's event loop (`event_loop_factory`)."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(main)
 
 
 @dataclass(frozen=True)
@@ -281,7 +301,7 @@ def _worker(settings: Settings, hook: Webhook, number: int) -> None:
     """A worker process's entry point (spawned: nothing is inherited but its arguments)."""
     configure_logging(settings.log_level)
     try:
-        asyncio.run(_serve_one(settings, hook, worker=number))
+        run(_serve_one(settings, hook, worker=number))
     except SuaraError as error:
         print(f"suara: {error}", file=sys.stderr)
         sys.exit(2)

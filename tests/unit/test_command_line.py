@@ -161,3 +161,13 @@ def test_rotate_key_reminds_to_back_up_the_new_key_file(tmp_path: Path) -> None:
     rotated = _run(*run_bot, "rotate-key", env=env, cwd=tmp_path)
     assert rotated.returncode == 0, rotated.stderr
     assert f"Back up the new key file {tmp_path / 'suara.key'}" in rotated.stdout
+
+
+def test_the_bot_runs_on_uvloop_where_it_is_installed() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    from bot.wiring.runner import run
+
+    async def loop_type() -> type:
+        return type(asyncio.get_running_loop())
+
+    assert run(loop_type()) is uvloop.Loop
