@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import audit_log, now
+from storage.models import audit_log
 
 GENESIS = "0" * 64
 _LOCK_KEY = 0x5A_0A_0D_17  # PostgreSQL advisory lock that serialises appends
@@ -58,15 +58,15 @@ async def append(
     target: str | None = None,
     outcome: str = "done",
     details: Mapping[str, Any] | None = None,
+    at: datetime,
 ) -> None:
-    """Add one entry in the caller's transaction, chained to the newest one."""
+    """Add one entry, stamped `at`, in the caller's transaction, chained to the newest one."""
     if connection.dialect.name == "postgresql":
         await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
     previous = await connection.scalar(
         sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
     )
     prev_hash = previous or GENESIS
-    at = now()
     text = json.dumps(
         dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.crypto import get_keyring, normalise_phone
 from storage.dialect import insert_ignore_statement
-from storage.models import campaign_targets, consents, customers, now
+from storage.models import campaign_targets, consents, customers
 from storage.prepared import Prepared
 
 
@@ -86,27 +86,27 @@ async def record_decision(
     agreed: bool,
     locale: str,
     name: str | None = None,
+    *,
+    at: datetime,
 ) -> Customer:
-    """Store a consent decision, creating the customer row (id and decision only) if needed.
+    """Store a consent decision made at `at`, creating the customer row (id and decision only)
+    if needed.
 
     Only an agreement stores more: the language and the name Telegram shows for the customer.
     """
-    moment = now()
     customer = await by_telegram_id(connection, telegram_id)
     if customer is None:
         # Several first taps at once: one inserts the row, the others find it.
         first = insert_ignore_statement(connection.dialect.name, customers, ("telegram_id",))
         await connection.execute(
-            first.values(
-                telegram_id=telegram_id, locale=locale, created_at=moment, last_active_at=moment
-            )
+            first.values(telegram_id=telegram_id, locale=locale, created_at=at, last_active_at=at)
         )
         customer = await by_telegram_id(connection, telegram_id)
         assert customer is not None
     customer_id = customer.id
-    changes: dict[str, object] = {"last_active_at": moment}
+    changes: dict[str, object] = {"last_active_at": at}
     if agreed:
-        changes.update(consent_version=version, consent_at=moment, locale=locale)
+        changes.update(consent_version=version, consent_at=at, locale=locale)
         if name:
             changes["name"] = name
     else:
@@ -119,7 +119,7 @@ async def record_decision(
             customer_id=customer_id,
             version=version,
             decision="agree" if agreed else "decline",
-            at=moment,
+            at=at,
         )
     )
     found = await by_id(connection, customer_id)
@@ -127,9 +127,12 @@ async def record_decision(
     return found
 
 
-async def update(connection: AsyncConnection, customer_id: int, **values: object) -> None:
-    """Change profile fields (locale, branch_id, opted_out, blocked, name, phone...)."""
-    values.setdefault("last_active_at", now())
+async def update(
+    connection: AsyncConnection, customer_id: int, *, at: datetime, **values: object
+) -> None:
+    """Change profile fields (locale, branch_id, opted_out, blocked, name, phone...); the
+    customer was last active at `at`."""
+    values.setdefault("last_active_at", at)
     await connection.execute(
         sa.update(customers).where(customers.c.id == customer_id).values(**values)
     )
@@ -142,9 +145,9 @@ _TOUCH = Prepared(
 )
 
 
-async def touch(connection: AsyncConnection, customer_id: int) -> None:
+async def touch(connection: AsyncConnection, customer_id: int, at: datetime) -> None:
     """Note the customer's latest activity (the answer path's one customer write)."""
-    await _TOUCH.many(connection, [{"customer_id": customer_id, "at": now()}])
+    await _TOUCH.many(connection, [{"customer_id": customer_id, "at": at}])
 
 
 async def consent_history(connection: AsyncConnection, customer_id: int) -> list[Consent]:
@@ -172,13 +175,19 @@ def phone_index(phone: str) -> str:
 
 
 async def set_contact(
-    connection: AsyncConnection, customer_id: int, *, name: str | None, phone: str | None
+    connection: AsyncConnection,
+    customer_id: int,
+    *,
+    name: str | None,
+    phone: str | None,
+    at: datetime,
 ) -> None:
     """Record a name and phone (e.g. from an imported customer list), encrypted at rest."""
     normalised = normalise_phone(phone) if phone else None
     await update(
         connection,
         customer_id,
+        at=at,
         name=name,
         phone=normalised,
         phone_hash=phone_index(normalised) if normalised else None,
@@ -206,9 +215,9 @@ async def profile(connection: AsyncConnection, customer_id: int) -> Profile | No
     return Profile(_customer(row), row.name, row.phone, row.created_at, row.last_active_at, row.ref)
 
 
-async def anonymise(connection: AsyncConnection, customer_id: int) -> None:
-    """Erase every identifier; the row stays as a tombstone so nothing can re-link to it. The
-    keyed hash of their customer ref goes from the campaigns' lists too."""
+async def anonymise(connection: AsyncConnection, customer_id: int, at: datetime) -> None:
+    """Erase every identifier (erased at `at`); the row stays as a tombstone so nothing can
+    re-link to it. The keyed hash of their customer ref goes from the campaigns' lists too."""
     ref_hash = sa.select(customers.c.ref_hash).where(customers.c.id == customer_id)
     await connection.execute(
         sa.delete(campaign_targets).where(campaign_targets.c.ref_hash == ref_hash.scalar_subquery())
@@ -229,7 +238,7 @@ async def anonymise(connection: AsyncConnection, customer_id: int) -> None:
             consent_at=None,
             branch_id=None,
             opted_out=True,
-            erased_at=now(),
+            erased_at=at,
         )
     )
 

@@ -19,7 +19,7 @@ from storage import invitations
 from storage import results as rollups
 from storage.dialect import insert_ignore_statement
 from storage.errors import VersionConflict
-from storage.models import OPEN_ONLY, answers, customers, now, survey_sessions, surveys
+from storage.models import OPEN_ONLY, answers, customers, survey_sessions, surveys
 from storage.prepared import Prepared
 
 OPEN, COMPLETED, ABANDONED = "open", "completed", "abandoned"
@@ -107,9 +107,11 @@ async def create(
     branch_id: int | None,
     state: Mapping[str, Any],
     campaign_id: int | None = None,
+    *,
+    at: datetime,
 ) -> Session:
-    """Open a session, or return the customer's open one when another update opened it first."""
-    moment = now()
+    """Open a session at `at`, or return the customer's open one when another update opened it
+    first."""
     created = await _CREATE.first(
         connection,
         customer_id=customer_id,
@@ -119,15 +121,15 @@ async def create(
         state=_dump(state),
         version=1,
         reached=state.get("current"),
-        started_at=moment,
-        updated_at=moment,
+        started_at=at,
+        updated_at=at,
         campaign_id=campaign_id,
     )
     if created is None:
         winner = await open_for_customer(connection, customer_id)
         assert winner is not None, "an open session blocked the insert"
         return winner
-    await rollups.record_start(connection, branch_id, survey_id, moment)
+    await rollups.record_start(connection, branch_id, survey_id, at)
     return Session(
         created.id,
         customer_id,
@@ -278,20 +280,22 @@ async def save(
     state: Mapping[str, Any] | None = None,
     status: str | None = None,
     contact_consent: bool | None = None,
+    at: datetime,
 ) -> Session:
-    """Write a new state if nobody else has since `session` was read; else VersionConflict.
+    """Write a new state, as of `at`, if nobody else has since `session` was read; else
+    VersionConflict.
 
     Only an open session keeps its state (which may hold free text): ending one scrubs it.
     """
-    return await _save(_SAVE, connection, session, state, status, contact_consent)
+    return await _save(_SAVE, connection, session, state, status, at, contact_consent)
 
 
 async def save_step(
-    connection: AsyncConnection, session: Session, state: Mapping[str, Any]
+    connection: AsyncConnection, session: Session, state: Mapping[str, Any], *, at: datetime
 ) -> Session:
     """`save` for a unit whose one write this is (a press that moves to the next question):
     it commits alone, without a transaction, and the unit may write nothing after it."""
-    return await _save(_SAVE_ALONE, connection, session, state, None)
+    return await _save(_SAVE_ALONE, connection, session, state, None, at)
 
 
 async def _save(
@@ -300,9 +304,9 @@ async def _save(
     session: Session,
     state: Mapping[str, Any] | None,
     status: str | None,
+    moment: datetime,
     contact_consent: bool | None = None,
 ) -> Session:
-    moment = now()
     status = status or session.status
     if status != OPEN:
         state = SCRUBBED
@@ -337,19 +341,20 @@ async def complete(
     session: Session,
     results: Iterable[tuple[str, str, Any]],
     contact_consent: bool | None = None,
+    *,
+    at: datetime,
 ) -> Session:
-    """End a session with its answers, (question id, type, value) each, all or nothing, and
+    """End a session at `at` with its answers, (question id, type, value) each, all or nothing, and
     whether the customer agreed to be contacted about them (None: the survey did not ask).
 
     While a session is open its encrypted state holds every answer durably; the answers table
     receives them once, when the path is final, so the summaries see whole responses only.
     """
-    moment = now()
     results = list(results)
-    ended = await save(connection, session, status=COMPLETED, contact_consent=contact_consent)
-    await rollups.record_completion(
-        connection, session.branch_id, session.survey_id, moment, results
+    ended = await save(
+        connection, session, status=COMPLETED, contact_consent=contact_consent, at=at
     )
+    await rollups.record_completion(connection, session.branch_id, session.survey_id, at, results)
     if session.campaign_id is not None and session.customer_id is not None:
         await invitations.record_response(connection, session.campaign_id, session.customer_id)
     await _ANSWER.many(
@@ -359,7 +364,7 @@ async def complete(
                 "session_id": session.id,
                 "question_id": question_id,
                 "question_type": question_type,
-                "answered_at": moment,
+                "answered_at": at,
                 **answer_columns(question_type, value),
             }
             for question_id, question_type, value in results
@@ -428,8 +433,9 @@ async def for_customer(connection: AsyncConnection, customer_id: int) -> list[Se
     return [replace(_session(row), contact_consent=row.contact_consent) for row in rows]
 
 
-async def detach_customer(connection: AsyncConnection, customer_id: int) -> int:
-    """Unlink a customer's sessions and drop their free text; rated answers stay, anonymous.
+async def detach_customer(connection: AsyncConnection, customer_id: int, at: datetime) -> int:
+    """Unlink a customer's sessions (as of `at`) and drop their free text; rated answers stay,
+    anonymous.
 
     An open session ends (abandoned). Returns the number of sessions detached.
     """
@@ -452,7 +458,7 @@ async def detach_customer(connection: AsyncConnection, customer_id: int) -> int:
     result = await connection.execute(
         sa.update(survey_sessions)
         .where(survey_sessions.c.customer_id == customer_id)
-        .values(customer_id=None, state=_dump(SCRUBBED), updated_at=now(), **_NEXT_VERSION)
+        .values(customer_id=None, state=_dump(SCRUBBED), updated_at=at, **_NEXT_VERSION)
     )
     return result.rowcount
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import insert_ignore_statement
-from storage.models import now, processed_updates
+from storage.models import processed_updates
 from storage.prepared import Prepared
 
 _CLAIM = Prepared(
@@ -18,10 +18,10 @@ _CLAIM = Prepared(
 )
 
 
-async def claim(connection: AsyncConnection, update_id: int) -> bool:
-    """Record the update id in the caller's unit of work, so the claim commits with the
-    update's work or not at all; False if it was processed before."""
-    return bool(await _CLAIM.rows(connection, update_id=update_id, processed_at=now()))
+async def claim(connection: AsyncConnection, update_id: int, at: datetime) -> bool:
+    """Record the update id, processed at `at`, in the caller's unit of work, so the claim
+    commits with the update's work or not at all; False if it was processed before."""
+    return bool(await _CLAIM.rows(connection, update_id=update_id, processed_at=at))
 
 
 async def prune(connection: AsyncConnection, before: datetime) -> int:

@@ -74,8 +74,8 @@ COMMENTS = {
 
 
 class DemoClock:
-    """The clock the staff, campaign and sender services read: real time plus a jump forward,
-    so a campaign's day passes in a moment."""
+    """The clock every service reads, the customers' conversations too: real time plus a jump
+    forward, so a campaign's day passes in a moment."""
 
     def __init__(self) -> None:
         self.ahead = timedelta(0)

@@ -13,6 +13,7 @@ import io
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -201,9 +202,11 @@ def _known_zone(name: str, zones: Collection[str]) -> bool:
     return True
 
 
-async def import_branches(db: Database, data: bytes, actor: str = "system") -> ImportReport:
+async def import_branches(
+    db: Database, data: bytes, actor: str = "system", *, at: datetime
+) -> ImportReport:
     """Check the file and, if every row is good, store all of it in one unit of work; a bad
-    file changes nothing. Audited either way."""
+    file changes nothing. Audited either way, as of `at`."""
 
     async def work(connection: AsyncConnection) -> ImportReport:
         report = parse_branches(data, await survey_store.keys(connection))
@@ -214,6 +217,7 @@ async def import_branches(db: Database, data: bytes, actor: str = "system") -> I
                 "branches.import",
                 outcome="refused",
                 details={"problems": len(report.problems)},
+                at=at,
             )
             return report
         existing = {branch.code for branch in await orgs.all_branches(connection)}
@@ -234,6 +238,7 @@ async def import_branches(db: Database, data: bytes, actor: str = "system") -> I
             actor,
             "branches.import",
             details={"created": created, "updated": updated, "regions": len(regions)},
+            at=at,
         )
         return ImportReport(report.rows, (), created, updated)
 

@@ -201,7 +201,7 @@ class Campaigns:
             matched = None
             if plan.lists:
                 matched = await self._target_lists(
-                    connection, launcher, org, campaign_id, scope, plan.lists
+                    connection, launcher, org, campaign_id, scope, plan.lists, at
                 )
             view = await self._view(connection, launcher, campaign_id, at, "campaign.create")
             return replace(view, list_match=matched)
@@ -375,7 +375,7 @@ class Campaigns:
             org = await _org(connection)
             scope = Scope.parse(campaign.scope) or Scope("all")
             matched = await self._target_lists(
-                connection, launcher, org, campaign.id, scope, (listed,)
+                connection, launcher, org, campaign.id, scope, (listed,), at
             )
             await store.update(connection, campaign.id, setup="start")
             step = await self._ask(connection, launcher, org, campaign.id, "start", at)
@@ -391,6 +391,7 @@ class Campaigns:
         campaign_id: int,
         scope: Scope,
         lists: tuple[RefList, ...],
+        at: datetime,
     ) -> ListMatch:
         """Keep the lists' refs (as keyed hashes) as the campaign's targets and say how they
         met the customers; audited with the counts, never the refs."""
@@ -426,6 +427,7 @@ class Campaigns:
                 "not_in_scope": len(outside),
                 "rejected_rows": len({error.number for error in matched.rejected}),
             },
+            at=at,
         )
         return matched
 
@@ -454,6 +456,7 @@ class Campaigns:
                 target=target,
                 outcome="refused" if refused else "allowed",
                 details={"reason": outcome.reason} if isinstance(outcome, Refused) else {},
+                at=at,
             )
             return outcome
 
@@ -659,7 +662,11 @@ class Campaigns:
                 if campaign.status == store.SCHEDULED and (campaign.start_at or at) <= at:
                     await self._begin(connection, campaign, at)
                     await audit.append(
-                        connection, SYSTEM, "campaign.start", target=_target(campaign.id)
+                        connection,
+                        SYSTEM,
+                        "campaign.start",
+                        target=_target(campaign.id),
+                        at=at,
                     )
                     changed += 1
                 elif campaign.expires_at is not None and campaign.expires_at <= at:
@@ -667,7 +674,11 @@ class Campaigns:
                     await store.end_open_sessions(connection, campaign)
                     await store.update(connection, campaign.id, status=store.FINISHED, ended_at=at)
                     await audit.append(
-                        connection, SYSTEM, "campaign.expire", target=_target(campaign.id)
+                        connection,
+                        SYSTEM,
+                        "campaign.expire",
+                        target=_target(campaign.id),
+                        at=at,
                     )
                     changed += 1
             return changed

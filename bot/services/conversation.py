@@ -1,8 +1,8 @@
 """The customer conversation service: deep links, consent, answers, language, opt-out.
 
-Each call is one unit of work for one Telegram update: it reads the stored state, runs the survey
-engine, saves with optimistic concurrency and commits — and only then does the handler render
-and send. It returns plain outcomes; it never touches Telegram.
+Each call is one unit of work for one Telegram update: it reads the clock once, reads the stored
+state, runs the survey engine, saves with optimistic concurrency and commits — and only then does
+the handler render and send. It returns plain outcomes; it never touches Telegram.
 
 A redelivered update records nothing twice, but it shows the customer where they are: its
 reply may never have gone out (a crash after the commit, a send that failed). A survey button
@@ -26,6 +26,7 @@ from typing import Literal, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.services import customer_lists
+from bot.services.clock import Clock, system_clock
 from bot.services.follow_up import open_follow_up
 from bot.services.i18n import resolve_locale
 from bot.services.privacy import PrivacyNotice
@@ -42,7 +43,6 @@ from storage import sessions as session_store
 from storage.customers import Customer
 from storage.db import Database
 from storage.errors import VersionConflict
-from storage.models import now
 from storage.surveys import link as find_link
 
 log = logging.getLogger(__name__)
@@ -135,17 +135,24 @@ class Conversations:
     """Runs customer conversations against the database and the survey engine."""
 
     def __init__(
-        self, db: Database, catalog: SurveyCatalog, notice: PrivacyNotice, settings: Settings
+        self,
+        db: Database,
+        catalog: SurveyCatalog,
+        notice: PrivacyNotice,
+        settings: Settings,
+        clock: Clock = system_clock,
     ) -> None:
         self._db = db
         self._catalog = catalog
         self._notice = notice
         self._settings = settings
+        self.clock = clock
 
     # -- entry points ---------------------------------------------------------------------
 
     async def start(self, update_id: int, person: Person, payload: str | None) -> Outcome:
         """`/start [payload]`: show the notice if consent is missing, else open the survey."""
+        at = self.clock()
 
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
@@ -154,26 +161,33 @@ class Conversations:
                 return ShowNotice(locale, self._notice.text(locale), _clean_payload(payload))
             assert customer is not None
             if customer.opted_out:
-                await customer_store.update(connection, customer.id, opted_out=False)
-                await audit.append(connection, _actor(customer), "customer.opt_in")
+                await customer_store.update(connection, customer.id, at=at, opted_out=False)
+                await audit.append(connection, _actor(customer), "customer.opt_in", at=at)
                 if not payload:
                     return Info(customer.locale, "opted_in")
-            return await self._open(connection, customer, payload)
+            return await self._open(connection, customer, payload, at)
 
         async def again(connection: AsyncConnection) -> Outcome:
             return await self._where(connection, person, payload)
 
-        return await self._unit(update_id, work, again)
+        return await self._unit(update_id, at, work, again)
 
     async def consent(
         self, update_id: int, person: Person, agreed: bool, locale: str, payload: str | None
     ) -> Outcome:
         """Agree or Decline on the notice; Agree continues to what the deep link opened."""
         locale = resolve_locale(locale)
+        at = self.clock()
 
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.record_decision(
-                connection, person.telegram_id, self._notice.version, agreed, locale, person.name
+                connection,
+                person.telegram_id,
+                self._notice.version,
+                agreed,
+                locale,
+                person.name,
+                at=at,
             )
             await audit.append(
                 connection,
@@ -181,17 +195,18 @@ class Conversations:
                 "customer.consent",
                 outcome="agree" if agreed else "decline",
                 details={"version": self._notice.version},
+                at=at,
             )
             if not agreed:
                 return Info(locale, "declined")
-            return await self._open(connection, customer, payload)
+            return await self._open(connection, customer, payload, at)
 
         async def again(connection: AsyncConnection) -> Outcome:
             if not agreed:
                 return Info(locale, "declined")
             return await self._where(connection, person, payload)
 
-        return await self._unit(update_id, work, again)
+        return await self._unit(update_id, at, work, again)
 
     async def press(
         self,
@@ -205,6 +220,7 @@ class Conversations:
         """A survey button drawn for `version` of the session: answer, toggle, done, back or
         skip on the current question. Any other version means the press is outdated (or
         redelivered): it changes nothing and redraws where the customer is."""
+        at = self.clock()
 
         async def work(connection: AsyncConnection) -> Outcome:
             found = await session_store.get_for_telegram_user(
@@ -229,12 +245,13 @@ class Conversations:
                 return Info(locale, "stale")
             if any(isinstance(effect, Reject) for effect in step.effects):
                 return Info(locale, "stale")  # buttons only offer valid values: this was forged
-            return await self._advance(connection, session, pinned, locale, step)
+            return await self._advance(connection, session, pinned, locale, step, at)
 
-        return await self._unit(update_id, work)
+        return await self._unit(update_id, at, work)
 
     async def reply_text(self, update_id: int, person: Person, text: str) -> Outcome:
         """A typed message: the answer to the current question, whatever its type."""
+        at = self.clock()
 
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
@@ -254,16 +271,17 @@ class Conversations:
             for effect in step.effects:
                 if isinstance(effect, Reject):
                     return Rejected(customer.locale, effect)
-            return await self._advance(connection, session, pinned, customer.locale, step)
+            return await self._advance(connection, session, pinned, customer.locale, step, at)
 
         async def again(connection: AsyncConnection) -> Outcome:
             return await self._where(connection, person, None)
 
-        return await self._unit(update_id, work, again)
+        return await self._unit(update_id, at, work, again)
 
     async def set_language(self, update_id: int, person: Person, locale: str) -> Outcome:
         """Switch language; an open survey is asked again in the new language."""
         locale = resolve_locale(locale)
+        at = self.clock()
 
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
@@ -271,7 +289,7 @@ class Conversations:
                 # Nothing is stored before consent: show the notice in the chosen language.
                 return ShowNotice(locale, self._notice.text(locale), None)
             assert customer is not None
-            await customer_store.update(connection, customer.id, locale=locale)
+            await customer_store.update(connection, customer.id, at=at, locale=locale)
             session = await session_store.open_for_customer(connection, customer.id)
             if session is None:
                 return LanguageSet(locale, None)
@@ -279,21 +297,22 @@ class Conversations:
             step = engine.resume(pinned.survey, State.from_dict(session.state))
             return LanguageSet(locale, _question(locale, pinned, session, step, resumed=True))
 
-        return await self._unit(update_id, work, work)  # the same again: it is idempotent
+        return await self._unit(update_id, at, work, work)  # the same again: it is idempotent
 
     async def stop(self, update_id: int, person: Person) -> Outcome:
         """`/stop`: opt out of every future invitation; `/start` opts back in."""
+        at = self.clock()
 
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
             if customer is None:
                 return Info(resolve_locale(person.language_code), "opted_out")
             if not customer.opted_out:
-                await customer_store.update(connection, customer.id, opted_out=True)
-                await audit.append(connection, _actor(customer), "customer.opt_out")
+                await customer_store.update(connection, customer.id, at=at, opted_out=True)
+                await audit.append(connection, _actor(customer), "customer.opt_out", at=at)
             return Info(customer.locale, "opted_out")
 
-        return await self._unit(update_id, work, work)  # the same again: it is idempotent
+        return await self._unit(update_id, at, work, work)  # the same again: it is idempotent
 
     async def shown(
         self, session_id: int, message_id: int, *, newer_only: bool = True
@@ -312,18 +331,19 @@ class Conversations:
     async def shared_contact(self, update_id: int, person: Person, phone: str) -> Outcome:
         """The customer shared their own phone number: it finds their imported customer as a
         personal link does, and their branch survey opens."""
+        at = self.clock()
 
         async def work(connection: AsyncConnection) -> Outcome:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
             if not self._has_consent(customer):
                 return Info(_reader_locale(customer, person), "needs_consent")
             assert customer is not None
-            payload = await customer_lists.claim_phone(connection, customer.id, phone)
+            payload = await customer_lists.claim_phone(connection, customer.id, phone, at)
             if payload is None:
                 return Info(customer.locale, "contact_unknown")
-            return await self._open(connection, customer, payload)
+            return await self._open(connection, customer, payload, at)
 
-        return await self._unit(update_id, work)
+        return await self._unit(update_id, at, work)
 
     async def locale_of(self, person: Person) -> str:
         """The reader's language for replies that change nothing (help, privacy)."""
@@ -331,10 +351,10 @@ class Conversations:
             customer = await customer_store.by_telegram_id(connection, person.telegram_id)
         return _reader_locale(customer, person)
 
-    async def forget_updates(self, at: datetime | None = None) -> int:
+    async def forget_updates(self) -> int:
         """Forget claims of updates Telegram can no longer deliver again, so the table that
         catches redeliveries stays small; returns how many were forgotten."""
-        before = (at or now()) - UPDATE_MEMORY
+        before = self.clock() - UPDATE_MEMORY
         return await self._db.run(lambda connection: updates.prune(connection, before))
 
     @property
@@ -349,10 +369,12 @@ class Conversations:
     async def _unit(
         self,
         update_id: int,
+        at: datetime,
         work: Callable[[AsyncConnection], Awaitable[T]],
         again: Callable[[AsyncConnection], Awaitable[T]] | None = None,
     ) -> T:
-        """One unit of work per update, group-committed; a lost version race is retried.
+        """One unit of work per update, group-committed; a lost version race is retried. The
+        whole unit, retries too, happens at `at`: the clock is read once per update.
 
         With `again`, the update id is recorded in the same transaction as the work, so a
         redelivery runs `again` instead (which shows where the customer is); survey presses
@@ -360,7 +382,7 @@ class Conversations:
 
         async def claimed(connection: AsyncConnection) -> T:
             assert again is not None
-            if not await updates.claim(connection, update_id):
+            if not await updates.claim(connection, update_id, at):
                 return await again(connection)
             return await work(connection)
 
@@ -403,7 +425,7 @@ class Conversations:
         return Completed(locale, pinned.survey, latest.live_message_id)
 
     async def _open(
-        self, connection: AsyncConnection, customer: Customer, payload: str | None
+        self, connection: AsyncConnection, customer: Customer, payload: str | None, at: datetime
     ) -> Outcome:
         """Open what a deep link names, resuming a survey in progress rather than restarting."""
         payload = _clean_payload(payload)
@@ -415,10 +437,10 @@ class Conversations:
             step = engine.resume(pinned.survey, State.from_dict(current.state))
             return _question(customer.locale, pinned, current, step, resumed=True)
         if payload.startswith("p_"):  # a personal link from a customer list
-            payload = await customer_lists.claim_link(connection, customer.id, payload[2:])
+            payload = await customer_lists.claim_link(connection, customer.id, payload[2:], at)
             if payload is None:
                 return Info(customer.locale, "link_unknown")
-        target = await self._resolve(connection, payload, customer)
+        target = await self._resolve(connection, payload, customer, at)
         if target is None:
             return Info(customer.locale, "link_unknown")
         survey_key, branch_id, survey_id = target
@@ -430,14 +452,14 @@ class Conversations:
         if pinned is None:
             return Info(customer.locale, "link_unknown")
         if branch_id is not None and branch_id != customer.branch_id:
-            await customer_store.update(connection, customer.id, branch_id=branch_id)
+            await customer_store.update(connection, customer.id, at=at, branch_id=branch_id)
         if current is not None:
             current_pin = await self._catalog.pinned(connection, current.survey_id)
             if current_pin.survey.id == survey_key and current.branch_id == branch_id:
                 step = engine.resume(current_pin.survey, State.from_dict(current.state))
                 return _question(customer.locale, current_pin, current, step, resumed=True)
-            await session_store.save(connection, current, status=session_store.ABANDONED)
-        if await self._answered_recently(connection, customer, survey_key, branch_id):
+            await session_store.save(connection, current, status=session_store.ABANDONED, at=at)
+        if await self._answered_recently(connection, customer, survey_key, branch_id, at):
             return Info(customer.locale, "already_answered")
         step = engine.start(pinned.survey)
         session = await session_store.create(
@@ -447,11 +469,12 @@ class Conversations:
             branch_id,
             step.state.to_dict(),
             campaign_id=_campaign_of(payload),
+            at=at,
         )
         return _question(customer.locale, pinned, session, step, intro=True)
 
     async def _resolve(
-        self, connection: AsyncConnection, payload: str, customer: Customer
+        self, connection: AsyncConnection, payload: str, customer: Customer, at: datetime
     ) -> tuple[str, int | None, int | None] | None:
         """(survey key, branch, pinned survey version or None for the latest)."""
         match = PAYLOAD.match(payload)
@@ -469,7 +492,7 @@ class Conversations:
                 return None
             return branch.survey_key or self._settings.default_survey, branch.id, None
         found = await find_link(connection, match["value"])
-        if found is None or (found.expires_at is not None and found.expires_at < now()):
+        if found is None or (found.expires_at is not None and found.expires_at < at):
             return None
         return found.survey_key, found.branch_id, None
 
@@ -479,6 +502,7 @@ class Conversations:
         customer: Customer,
         survey_key: str,
         branch_id: int | None,
+        at: datetime,
     ) -> bool:
         hours = self._settings.resubmit_after_hours
         if hours == 0:
@@ -487,7 +511,7 @@ class Conversations:
         return (
             last is not None
             and last.completed_at is not None
-            and (now() - last.completed_at < timedelta(hours=hours))
+            and (at - last.completed_at < timedelta(hours=hours))
         )
 
     async def _advance(
@@ -497,11 +521,12 @@ class Conversations:
         pinned: Pinned,
         locale: str,
         step: Step,
+        at: datetime,
     ) -> Outcome:
         """Persist the step: the new state, or at the end the final answers, all at once."""
         finish = next((e for e in step.effects if isinstance(e, Finish)), None)
         if finish is None:
-            saved = await session_store.save_step(connection, session, step.state.to_dict())
+            saved = await session_store.save_step(connection, session, step.state.to_dict(), at=at)
             return _question(locale, pinned, saved, step)
         survey = pinned.survey
         contact = survey.contact_question
@@ -511,11 +536,12 @@ class Conversations:
             session,
             [(qid, survey.question(qid).type, value) for qid, value in finish.answers.items()],
             contact_consent=None if contact is None else may_contact,
+            at=at,
         )
         if session.customer_id is not None:
-            await customer_store.touch(connection, session.customer_id)
+            await customer_store.touch(connection, session.customer_id, at)
         promised, alert = await open_follow_up(
-            connection, survey, session.id, session.branch_id, finish.answers, now()
+            connection, survey, session.id, session.branch_id, finish.answers, at
         )
         return Completed(
             locale,

@@ -203,6 +203,7 @@ async def import_rows(
             "links": len(links),
             "renew": renew,
         },
+        at=at,
     )
     return report
 
@@ -347,17 +348,21 @@ class CustomerLists:
 # -- a Telegram account meets its imported customer ----------------------------------------
 
 
-async def claim_link(connection: AsyncConnection, customer_id: int, token: str) -> str | None:
+async def claim_link(
+    connection: AsyncConnection, customer_id: int, token: str, at: datetime
+) -> str | None:
     """`/start p_<token>` by the account behind `customer_id`: the imported customer becomes
     that account's (one row). The branch deep link to open next, or None for a link that is
     unknown, erased or already another account's."""
     found = await store.by_link_hash(connection, link_index(token))
     if found is None or (found.telegram_id is not None and found.id != customer_id):
         return None
-    return await _claim(connection, customer_id, found, "link")
+    return await _claim(connection, customer_id, found, "link", at)
 
 
-async def claim_phone(connection: AsyncConnection, customer_id: int, phone: str) -> str | None:
+async def claim_phone(
+    connection: AsyncConnection, customer_id: int, phone: str, at: datetime
+) -> str | None:
     """A contact the customer shared of themselves: like a personal link, found by the phone."""
     normalised = e164(phone if phone.startswith("+") else f"+{phone}")
     if normalised is None:
@@ -369,11 +374,11 @@ async def claim_phone(connection: AsyncConnection, customer_id: int, phone: str)
         found = store.Claimable(own.id, own.telegram_id, own.branch_id)
     if found is None:
         return None
-    return await _claim(connection, customer_id, found, "phone")
+    return await _claim(connection, customer_id, found, "phone", at)
 
 
 async def _claim(
-    connection: AsyncConnection, customer_id: int, found: store.Claimable, via: str
+    connection: AsyncConnection, customer_id: int, found: store.Claimable, via: str, at: datetime
 ) -> str | None:
     # An account that is already another bank customer's opens the survey and ties nothing.
     if found.id != customer_id and await store.ref_hash_of(connection, customer_id) is None:
@@ -384,6 +389,7 @@ async def _claim(
             "customer.claim",
             target=f"customer:{found.id}",
             details={"via": via},
+            at=at,
         )
     if found.branch_id is None:
         return None

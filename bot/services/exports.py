@@ -161,8 +161,9 @@ class Exports:
         operator asks for them (`--with-contacts`), as for an admin after step-up."""
 
         async def work(connection: AsyncConnection) -> ExportFile:
+            at = self._staff.clock()
             org, scope, period = await operator_request(
-                connection, self._zone, scope_text, period_text
+                connection, self._zone, scope_text, period_text, at
             )
             written = await self._write(
                 connection, org, scope, period, fmt, locale, contacts=contacts
@@ -174,6 +175,7 @@ class Exports:
                 target=str(scope),
                 outcome="done",
                 details={"format": fmt, **written.audit_details},
+                at=at,
             )
             return written
 

@@ -274,6 +274,7 @@ class FollowUps:
                     "followup.escalate",
                     target=f"follow_up:{found.id}",
                     details={"to": [f"staff:{a.staff_id}" for a in admins]},
+                    at=at,
                 )
                 alerts.append(await self._alert(connection, found, admins, escalated=True))
             return alerts

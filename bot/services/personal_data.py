@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.services.clock import Clock, system_clock
 from bot.services.conversation import answers_so_far
 from bot.services.surveys import SurveyCatalog
 from bot.wiring.config import Settings
@@ -24,7 +25,6 @@ from storage import customers as customer_store
 from storage import follow_ups as follow_up_store
 from storage import sessions as session_store
 from storage.db import Database
-from storage.models import now
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,17 @@ class PurgePlan:
 
 
 class PersonalData:
-    def __init__(self, db: Database, catalog: SurveyCatalog, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        catalog: SurveyCatalog,
+        settings: Settings,
+        clock: Clock = system_clock,
+    ) -> None:
         self._db = db
         self._catalog = catalog
         self._settings = settings
+        self.clock = clock
 
     async def export(self, telegram_id: int) -> dict[str, Any] | None:
         """Everything stored about this customer, as JSON-ready data; None if nothing is."""
@@ -64,7 +71,9 @@ class PersonalData:
                 for s in await session_store.for_customer(connection, customer.id)
             ]
             received = await campaign_store.received_by(connection, customer.id)
-            await audit.append(connection, f"customer:{customer.id}", "customer.export")
+            await audit.append(
+                connection, f"customer:{customer.id}", "customer.export", at=self.clock()
+            )
         return {
             "profile": {
                 "telegram_id": customer.telegram_id,
@@ -120,25 +129,27 @@ class PersonalData:
 
     async def erase(self, telegram_id: int) -> bool:
         """Erase the customer's identifiers and free text; False if nothing was stored."""
+        at = self.clock()
         async with self._db.transaction() as connection:
             customer = await customer_store.by_telegram_id(connection, telegram_id)
             if customer is None:
                 return False
-            await self._erase(connection, customer.id)
-            await audit.append(connection, f"customer:{customer.id}", "customer.erase")
+            await self._erase(connection, customer.id, at)
+            await audit.append(connection, f"customer:{customer.id}", "customer.erase", at=at)
         return True
 
-    async def _erase(self, connection: AsyncConnection, customer_id: int) -> None:
+    async def _erase(self, connection: AsyncConnection, customer_id: int, at: datetime) -> None:
         await follow_up_store.forget_notes(connection, customer_id)
-        await session_store.detach_customer(connection, customer_id)
-        await customer_store.anonymise(connection, customer_id)
+        await session_store.detach_customer(connection, customer_id, at)
+        await customer_store.anonymise(connection, customer_id, at)
 
-    def _cutoff(self, at: datetime | None) -> datetime:
+    def _cutoff(self, at: datetime) -> datetime:
         """Data last touched before this moment has outlived the retention period."""
-        return (at or now()) - timedelta(days=self._settings.retention_days)
+        return at - timedelta(days=self._settings.retention_days)
 
-    async def plan_purge(self, at: datetime | None = None) -> PurgePlan:
-        cutoff = self._cutoff(at)
+    async def plan_purge(self) -> PurgePlan:
+        """What `purge` would remove now."""
+        cutoff = self._cutoff(self.clock())
         async with self._db.transaction() as connection:
             return PurgePlan(
                 cutoff,
@@ -147,14 +158,15 @@ class PersonalData:
                 await session_store.open_before(connection, cutoff),
             )
 
-    async def purge(self, at: datetime | None = None) -> PurgePlan:
+    async def purge(self) -> PurgePlan:
         """Apply retention: old free text goes, inactive customers are anonymised."""
+        at = self.clock()
         cutoff = self._cutoff(at)
         async with self._db.transaction() as connection:
             texts, ended = await session_store.purge_before(connection, cutoff)
             inactive = await customer_store.inactive_since(connection, cutoff)
             for customer_id in inactive:
-                await self._erase(connection, customer_id)
+                await self._erase(connection, customer_id, at)
             plan = PurgePlan(cutoff, len(inactive), texts, ended)
             await audit.append(
                 connection,
@@ -166,6 +178,7 @@ class PersonalData:
                     "free_text_answers": texts,
                     "open_sessions": ended,
                 },
+                at=at,
             )
         log.info(
             "retention: %d customers anonymised, %d free-text answers and %d open sessions purged",

@@ -271,17 +271,16 @@ class Results:
         """The command line's figures: the whole bank unless a scope is named; audited."""
 
         async def work(connection: AsyncConnection) -> Summary:
+            at = self._staff.clock()
             number = campaign_number(period_text)
             org, scope, period = await operator_request(
-                connection, self._zone, scope_text, None if number is not None else period_text
+                connection, self._zone, scope_text, None if number is not None else period_text, at
             )
             target = str(scope) if number is None else f"{scope} campaign {number}"
-            await audit.append(connection, "system", "results.read", target=target)
+            await audit.append(connection, "system", "results.read", target=target, at=at)
             if number is None:
                 return await self.summary(connection, org, scope, period, locale)
-            found = await self.campaign_summary(
-                connection, org, scope, number, datetime.now(UTC), locale
-            )
+            found = await self.campaign_summary(connection, org, scope, number, at, locale)
             if isinstance(found, Refused):
                 raise BadCampaign(str(number))
             return found
@@ -417,14 +416,19 @@ async def staff_request(
 
 
 async def operator_request(
-    connection: AsyncConnection, zone: ZoneInfo, scope_text: str | None, period_text: str | None
+    connection: AsyncConnection,
+    zone: ZoneInfo,
+    scope_text: str | None,
+    period_text: str | None,
+    at: datetime,
 ) -> tuple[Org, Scope, Period]:
-    """The command line's scope (the whole bank by default) and period; BadScope, BadPeriod."""
+    """The command line's scope (the whole bank by default) and period as of `at`; BadScope,
+    BadPeriod."""
     org = await Org.load(connection)
     scope = Scope("all") if scope_text is None else parse_scope(scope_text, org)
     if scope is None:
         raise BadScope(scope_text or "")
-    return org, scope, Period.parse(period_text, datetime.now(UTC).astimezone(zone).date())
+    return org, scope, Period.parse(period_text, at.astimezone(zone).date())
 
 
 def split_arguments(args: list[str]) -> tuple[str | None, str | None, bool]:

@@ -253,6 +253,7 @@ class StaffAccess:
                 "staff.invite",
                 target=f"role:{role.label}",
                 details={"scope": str(scope), "invitation": invited_id(invited)},
+                at=at,
             )
             return invited
 
@@ -325,6 +326,7 @@ class StaffAccess:
                     outcome="refused",
                     target=None if invitation is None else f"invitation:{invitation.id}",
                     details={"reason": refusal.reason},
+                    at=at,
                 )
                 return refusal
             assert invitation is not None
@@ -339,6 +341,7 @@ class StaffAccess:
                 "staff.enrol",
                 outcome="started",
                 target=f"invitation:{invitation.id}",
+                at=at,
             )
             label = who.name or f"{invitation.role}"
             uri = pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=self._issuer)
@@ -387,6 +390,7 @@ class StaffAccess:
                     "staff.login",
                     outcome="refused",
                     details={"reason": refusal.reason},
+                    at=at,
                 )
                 return refusal
             assert member is not None
@@ -447,6 +451,7 @@ class StaffAccess:
                 outcome="refused",
                 target=f"invitation:{invitation.id}",
                 details={"reason": "code_wrong", "failures": failures},
+                at=at,
             )
             return Refused(locale, "invitation_invalid" if spent else "code_wrong")
         role = Role.parse(invitation.role) or Role.VIEWER
@@ -485,6 +490,7 @@ class StaffAccess:
             outcome="done",
             target=f"invitation:{invitation.id}",
             details={"role": role.label, "scope": invitation.scope},
+            at=at,
         )
         member = await store.by_id(connection, staff_id)
         assert member is not None
@@ -529,7 +535,9 @@ class StaffAccess:
             await store.close_sessions(connection, member.id, at, "revoked")
             session = await store.open_session(connection, member.id, at, at + self._session)
             await store.update(connection, member.id, last_login_at=at)
-            await audit.append(connection, f"staff:{member.id}", "staff.login", outcome="done")
+            await audit.append(
+                connection, f"staff:{member.id}", "staff.login", outcome="done", at=at
+            )
             log.info("staff %d logged in", member.id)
             return LoggedIn(member.locale, fresh, _role(member), session.expires_at)
         await audit.append(
@@ -538,6 +546,7 @@ class StaffAccess:
             "staff.step_up",
             outcome="done",
             details={"for": action},
+            at=at,
         )
         actor = await self.authorize(connection, Who(member.telegram_id or 0), action, at)
         if isinstance(actor, Refused):
@@ -568,7 +577,12 @@ class StaffAccess:
         if failures < MAX_FAILURES:
             await store.update(connection, member.id, failures=failures)
             await audit.append(
-                connection, f"staff:{member.id}", "staff.code", outcome="refused", details=details
+                connection,
+                f"staff:{member.id}",
+                "staff.code",
+                outcome="refused",
+                details=details,
+                at=at,
             )
             return Refused(member.locale, reason, {"left": MAX_FAILURES - failures})
         until = at + LOCK_FOR
@@ -576,7 +590,12 @@ class StaffAccess:
             connection, member.id, failures=0, locked_until=until, pending=None, pending_at=None
         )
         await audit.append(
-            connection, f"staff:{member.id}", "staff.lock", outcome="done", details=details
+            connection,
+            f"staff:{member.id}",
+            "staff.lock",
+            outcome="done",
+            details=details,
+            at=at,
         )
         admins = await store.active_super_admins(connection)
         notify = tuple(
@@ -607,10 +626,15 @@ class StaffAccess:
         """End sessions that ran out; the Telegram ids whose menus go back to a customer's."""
 
         async def work(connection: AsyncConnection) -> list[int]:
-            ids = await store.close_expired(connection, self.clock())
+            at = self.clock()
+            ids = await store.close_expired(connection, at)
             for telegram_id in ids:
                 await audit.append(
-                    connection, SYSTEM, "staff.session_expired", target=f"telegram:{telegram_id}"
+                    connection,
+                    SYSTEM,
+                    "staff.session_expired",
+                    target=f"telegram:{telegram_id}",
+                    at=at,
                 )
             return ids
 
@@ -907,6 +931,7 @@ class StaffAccess:
                     target=target,
                     outcome="refused",
                     details={"reason": actor.reason},
+                    at=at,
                 )
                 return actor
             return await self._run_body(connection, actor, action, body, at, target)
@@ -936,6 +961,7 @@ class StaffAccess:
             target=target,
             outcome=result,
             details={**details, "scope": str(actor.scope)},
+            at=at,
         )
         return outcome
 

@@ -47,8 +47,9 @@ UPDATE_COUNTER_GROUP = -100  # before every other handler group, alone in its ow
 
 
 async def open_services(settings: Settings, clock: Clock = system_clock) -> Services:
-    """Upgrade the database, unlock the keys, load catalogs and surveys. `clock` is the time
-    staff sessions, campaigns and the sender read (the demo's runs fast)."""
+    """Upgrade the database, unlock the keys, load catalogs and surveys. `clock` is the one
+    time every service reads: customer conversations, retention, staff sessions, campaigns,
+    the sender (the demo's runs fast)."""
     i18n.load_catalogs()
     notice = load_notice(settings.privacy_notice_file)
     # Each update in flight holds a connection for its unit of work; jobs and the health
@@ -93,9 +94,9 @@ async def open_services(settings: Settings, clock: Clock = system_clock) -> Serv
         settings,
         db,
         catalog,
-        Conversations(db, catalog, notice, settings),
+        Conversations(db, catalog, notice, settings, clock),
         pacer,
-        PersonalData(db, catalog, settings),
+        PersonalData(db, catalog, settings, clock),
         staff,
         results,
         Exports(db, catalog, staff, results, settings.zone),

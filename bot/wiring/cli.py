@@ -376,6 +376,7 @@ async def _export(
 
 
 async def _rebuild_rollups(settings: Settings) -> int:
+    from bot.services.clock import system_clock
     from storage import audit
     from storage import results as rollups
     from storage.db import Database
@@ -385,7 +386,9 @@ async def _rebuild_rollups(settings: Settings) -> int:
         await db.upgrade()
         async with db.transaction() as connection:
             rows = await rollups.rebuild(connection)
-            await audit.append(connection, "system", "results.rebuild", details={"rows": rows})
+            await audit.append(
+                connection, "system", "results.rebuild", details={"rows": rows}, at=system_clock()
+            )
         await rollups.settle(db.engine)
     finally:
         await db.dispose()
@@ -411,7 +414,7 @@ async def _import_branches(settings: Settings, file: str, data: bytes) -> int:
 
     services = await open_services(settings)
     try:
-        report = await import_branches(services.db, data)
+        report = await import_branches(services.db, data, at=services.staff.clock())
     finally:
         await services.db.dispose()
     if not report.ok:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -19,17 +19,21 @@ from tests.e2e.staffing import FakeClock, StaffUser, add_staff, log_in
 INVITATION = "The survey takes about a minute"
 
 
-def daytime_clock(days: int = 2, hour: int = 3) -> FakeClock:
-    """A clock some days ahead of real time (so sessions the bot stamps with real time are
-    idle by then), at `hour` UTC: 3 is 10:00 in Jakarta, 11:00 in Makassar, 12:00 in Jayapura."""
-    today = datetime.now(UTC).replace(hour=hour, minute=0, second=10, microsecond=0)
-    return FakeClock(today + timedelta(days=days))
+def daytime_clock(hour: int = 3) -> FakeClock:
+    """A clock at `hour` UTC on a Monday: 3 is 10:00 in Jakarta, 11:00 in Makassar, 12:00 in
+    Jayapura."""
+    return FakeClock(datetime(2026, 11, 30, hour, 0, 10, tzinfo=UTC))
 
 
 def use_clock(services: Services, clock: FakeClock) -> None:
+    """Every service on `clock`: staff, campaigns, the sender and the customers' side."""
     services.staff.clock = clock
     services.campaigns.clock = clock
     services.sender.clock = clock
+    services.conversations.clock = clock
+    services.personal_data.clock = clock
+    services.follow_ups.clock = clock
+    services.customer_lists.clock = clock
 
 
 _ids = itertools.count(50_000)

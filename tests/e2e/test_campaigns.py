@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,7 +28,7 @@ from tests.e2e.campaigning import (
     wait_settled,
 )
 from tests.e2e.conftest import is_question
-from tests.e2e.staffing import FakeClock, code
+from tests.e2e.staffing import code
 
 pytestmark = pytest.mark.usefixtures("bot")
 
@@ -203,15 +203,13 @@ async def test_a_customer_is_invited_once_per_cooldown_across_campaigns(
 async def test_an_invitation_waits_while_a_survey_is_in_progress(
     emulator: BotApiEmulator, services: Services, consent
 ) -> None:  # type: ignore[no-untyped-def]
-    clock = FakeClock(datetime.now(UTC))  # sessions are stamped with real time
+    clock = daytime_clock()
     use_clock(services, clock)
     others = await add_customers(services, emulator, "JKT01", 3)
     busy = emulator.user(70_001, language_code="en")
     await consent(busy, "b_JKT01")  # agreed, and now in the middle of the branch survey
     created = await services.campaigns.create(None, Plan("busy", "digital_banking", "branch:JKT01"))
     number = created.campaign.id  # type: ignore[union-attr]
-    async with services.db.transaction() as connection:  # no quiet hours: real time may be night
-        await campaign_store.update(connection, number, quiet_start="00:00", quiet_end="00:00")
     boss = await admin(services, emulator, clock)
     await boss.user.send_text(f"/campaign_launch {number}")
     await wait_settled(services, number, "invite", 3)

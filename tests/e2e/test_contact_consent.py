@@ -10,7 +10,6 @@ import csv
 import io
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from bot.services.access import Role
 from bot.wiring.services import Services
 from flows.schema import load_survey
 from storage.models import audit_log, branches, customers, survey_sessions
+from tests.e2e.campaigning import use_clock
 from tests.e2e.staffing import FakeClock, add_staff, code, log_in
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -77,6 +77,8 @@ async def _audits(services: Services, action: str) -> list[tuple[str, dict[str, 
 async def test_names_reach_only_admins_after_step_up_and_only_for_customers_who_agreed(
     emulator: BotApiEmulator, services: Services, consent: Consent, tmp_path: Path
 ) -> None:
+    clock = FakeClock()
+    use_clock(services, clock)  # the customers' answers too
     await _use_callback_survey(services)
     await _answer(emulator.user(801, "Ani"), consent, "9", "yes")
     await _answer(emulator.user(802, "Budi"), consent, "3", "no")
@@ -101,8 +103,6 @@ async def test_names_reach_only_admins_after_step_up_and_only_for_customers_who_
         exported = await services.personal_data.export(telegram_id)
         assert exported is not None and exported["surveys"][0]["may_contact"] is agreed
 
-    clock = FakeClock(datetime.now(UTC))
-    services.staff.clock = clock
     viewer = await add_staff(
         services, emulator.user(810, "Vina"), Role.VIEWER, "branch:JKT01", locale="id"
     )

@@ -4,6 +4,7 @@ database, nothing mocked but Telegram's servers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,10 +13,12 @@ from bot.devtools.emulator import BotApiEmulator, SimMessage, SimUser
 from bot.services.conversation import answers_so_far
 from bot.wiring.runner import running
 from bot.wiring.services import Services
+from storage import orgs
 from storage import sessions as session_store
-from storage.models import consents, customers, survey_sessions
-from storage.surveys import links
+from storage.models import consents, customers, rollups, survey_sessions
+from storage.surveys import create_link, links
 from tests.e2e.conftest import has_button, is_question
+from tests.e2e.staffing import FakeClock
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 pytestmark = pytest.mark.usefixtures("bot")
@@ -361,3 +364,55 @@ async def test_digital_survey_in_indonesian_by_typing(
         "monthly_use": 8,
         "suggestion": None,
     }
+
+
+async def test_the_conversation_keeps_the_time_of_its_clock(
+    emulator: BotApiEmulator, services: Services, consent: Consent
+) -> None:
+    """Years away from real time: the response's moments and roll-up day, a link's expiry and
+    the re-survey guard all follow the clock the service was given."""
+    clock = FakeClock(datetime(2031, 7, 14, 20, 30, tzinfo=UTC))  # 15 July in Makassar (WITA)
+    services.conversations.clock = clock
+    async with services.db.transaction() as connection:
+        branch = await orgs.branch_by_code(connection, "MKS01")
+        assert branch is not None
+        # Valid for years by real time, expired a day ago by the clock.
+        lapsed = await create_link(
+            connection, "branch_service", branch.id, expires_at=clock() - timedelta(days=1)
+        )
+    bob = emulator.user(1090, language_code="en")
+    q = await consent(bob, "b_MKS01")
+    clock.advance(minutes=3)  # answered three minutes after opening
+    q = await step(bob, q, button(q, ":a:5"))
+    q = await step(bob, q, button(q, ":a:10"))
+    q = await step(bob, q, labelled(q, "Yes"))
+    q = await step(bob, q, labelled(q, "Skip"))
+    q = await step(bob, q, labelled(q, "Skip"))
+    assert "Thank you for your time" in q.body
+    async with services.db.transaction() as connection:
+        started, completed = (
+            await connection.execute(
+                sa.select(survey_sessions.c.started_at, survey_sessions.c.completed_at).where(
+                    survey_sessions.c.branch_id == branch.id
+                )
+            )
+        ).one()
+        active = await connection.scalar(
+            sa.select(customers.c.last_active_at).where(customers.c.telegram_id == 1090)
+        )
+        days = set(
+            await connection.scalars(
+                sa.select(rollups.c.day).where(rollups.c.branch_id == branch.id)
+            )
+        )
+    assert started == clock() - timedelta(minutes=3) and completed == active == clock()
+    assert days == {date(2031, 7, 15)}  # the branch's local day by the clock
+
+    await bob.start(f"c_{lapsed.token}")
+    assert "not valid or has expired" in (await bob.next_reply()).body
+    clock.advance(hours=23)
+    await bob.start("b_MKS01")
+    assert "already answered this survey recently" in (await bob.next_reply()).body
+    clock.advance(hours=2)  # 25 hours after the response: it may be given again
+    await bob.start("b_MKS01")
+    assert is_question(await bob.next_reply())

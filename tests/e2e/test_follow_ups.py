@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from flows import load_survey
 from storage import orgs
 from storage import staff as staff_store
 from storage.models import audit_log, follow_ups
+from tests.e2e.campaigning import use_clock
 from tests.e2e.staffing import FakeClock, StaffUser, add_staff, log_in
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -83,9 +83,8 @@ def promised(outro: SimMessage) -> bool:
 
 @pytest.fixture
 def clock(services: Services) -> FakeClock:
-    clock = FakeClock(datetime.now(UTC))
-    services.staff.clock = clock
-    services.follow_ups.clock = clock
+    clock = FakeClock()
+    use_clock(services, clock)
     return clock
 
 

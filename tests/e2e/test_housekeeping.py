@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from bot.services.conversation import UPDATE_MEMORY
 from bot.wiring.services import Services
 from storage import updates
-from storage.models import now, processed_updates
+from storage.models import processed_updates
+from tests.e2e.staffing import FakeClock
 
 
 async def _claimed(services: Services) -> set[int]:
@@ -20,12 +21,15 @@ async def _claimed(services: Services) -> set[int]:
 async def test_claims_of_updates_telegram_cannot_redeliver_are_forgotten(
     services: Services,
 ) -> None:
-    await services.db.run(lambda connection: updates.claim(connection, 41))
-    moment = now()
-    assert await services.conversations.forget_updates(at=moment + timedelta(days=1)) == 0
+    clock = FakeClock()
+    services.conversations.clock = clock
+    claimed_at = clock()
+    await services.db.run(lambda connection: updates.claim(connection, 41, claimed_at))
+    clock.advance(days=1)
+    assert await services.conversations.forget_updates() == 0
     assert await _claimed(services) == {41}
-    later = moment + UPDATE_MEMORY + timedelta(minutes=1)
-    assert await services.conversations.forget_updates(at=later) == 1
+    clock.now = claimed_at + UPDATE_MEMORY + timedelta(minutes=1)
+    assert await services.conversations.forget_updates() == 1
     assert await _claimed(services) == set()
     # forgotten, the update id could be claimed again (Telegram will not send it again)
-    assert await services.db.run(lambda connection: updates.claim(connection, 41))
+    assert await services.db.run(lambda connection: updates.claim(connection, 41, clock()))

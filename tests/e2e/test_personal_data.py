@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from storage import customers as customer_store
 from storage.crypto import generate_key_material, set_keyring
 from storage.models import answers, customers, metadata, now, survey_sessions
 from tests.e2e.conftest import TOKEN
+from tests.e2e.staffing import FakeClock
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
 pytestmark = pytest.mark.usefixtures("bot")
@@ -85,7 +85,9 @@ async def test_personal_data_is_never_stored_in_plaintext(
     async with services.db.transaction() as connection:
         customer = await customer_store.by_telegram_id(connection, 3001)
         assert customer is not None
-        await customer_store.set_contact(connection, customer.id, name=NAME, phone="0812-3456-7890")
+        await customer_store.set_contact(
+            connection, customer.id, name=NAME, phone="0812-3456-7890", at=now()
+        )
         profile = await customer_store.profile(connection, customer.id)
         found = await customer_store.by_phone(connection, "+62 812 3456 7890")
     assert profile is not None and (profile.name, profile.phone) == (NAME, PHONE)
@@ -180,17 +182,19 @@ async def test_erasure_leaves_no_personal_data_and_the_same_summary(
 async def test_retention_purges_old_free_text_and_inactive_customers(
     emulator: BotApiEmulator, services: Services, consent: Consent, bot: Application
 ) -> None:
+    clock = FakeClock()
+    services.conversations.clock = services.personal_data.clock = clock
     siti = emulator.user(3006, first_name="Siti", language_code="id")
     await take_survey(siti, consent)
     late = emulator.user(3007, language_code="id")
     await consent(late, "b_JKT01")  # an unfinished survey
     before = await summaries(services)
     assert "retention-purge" in [job.name for job in bot.job_queue.jobs()]
-    later = now() + timedelta(days=services.settings.retention_days + 1)
-    plan = await services.personal_data.plan_purge(at=later)
-    assert (plan.customers, plan.free_text_answers, plan.open_sessions) == (2, 1, 1)
     assert (await services.personal_data.plan_purge()).customers == 0
-    done = await services.personal_data.purge(at=later)
+    clock.advance(days=services.settings.retention_days + 1)
+    plan = await services.personal_data.plan_purge()
+    assert (plan.customers, plan.free_text_answers, plan.open_sessions) == (2, 1, 1)
+    done = await services.personal_data.purge()
     assert (done.customers, done.free_text_answers, done.open_sessions) == (2, 1, 1)
     assert await summaries(services) == before
     async with services.db.transaction() as connection:

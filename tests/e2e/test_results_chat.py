@@ -18,6 +18,7 @@ from bot.wiring.services import Services
 from storage import results as store
 from storage import sessions
 from storage.models import audit_log, rollup_weeks, rollups
+from tests.e2e.campaigning import use_clock
 from tests.e2e.staffing import FakeClock, add_staff, code, log_in
 
 Consent = Callable[[SimUser, str | None], Awaitable[SimMessage]]
@@ -45,11 +46,11 @@ async def _answer(user: SimUser, consent: Consent, nps: str) -> None:
 async def test_a_branch_viewer_reads_results_in_their_language(
     emulator: BotApiEmulator, services: Services, consent: Consent
 ) -> None:
+    clock = FakeClock()
+    use_clock(services, clock)  # the customers' answers too
     await _answer(emulator.user(901, "Ani"), consent, "10")
     await _answer(emulator.user(902, "Budi"), consent, "3")
 
-    clock = FakeClock(datetime.now(UTC))
-    services.staff.clock = clock
     viewer = await add_staff(
         services, emulator.user(910, "Vina"), Role.VIEWER, "branch:JKT01", locale="id"
     )
@@ -88,9 +89,9 @@ async def test_a_branch_viewer_reads_results_in_their_language(
 async def test_results_for_an_english_reader_use_english_numbers(
     emulator: BotApiEmulator, services: Services, consent: Consent
 ) -> None:
+    clock = FakeClock()
+    use_clock(services, clock)  # the customers' answers too
     await _answer(emulator.user(921, "Citra"), consent, "9")
-    clock = FakeClock(datetime.now(UTC))
-    services.staff.clock = clock
     admin = await add_staff(services, emulator.user(930, "Adi"), Role.ADMIN, "region:BAR")
     await log_in(admin, clock)
     await admin.user.send_text("/results BAR 30d")
@@ -135,10 +136,10 @@ async def test_rollups_kept_by_the_answer_path_equal_a_rebuild(
 async def test_exports_stream_responses_with_labels_in_the_readers_language(
     emulator: BotApiEmulator, services: Services, consent: Consent
 ) -> None:
+    clock = FakeClock()
+    use_clock(services, clock)  # the customers' answers too
     await _answer(emulator.user(961, "Eka"), consent, "2")
     await _answer(emulator.user(962, "Fajar"), consent, "9")
-    clock = FakeClock(datetime.now(UTC))
-    services.staff.clock = clock
     viewer = await add_staff(
         services, emulator.user(970, "Vina"), Role.VIEWER, "branch:JKT01", locale="id"
     )

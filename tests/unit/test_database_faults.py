@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.wiring.logs import FaultTally
 from storage import meta, updates
 from storage.db import Database, Timeouts, is_outage
+from storage.models import now
 from tests.conftest import BACKEND
 
 
@@ -43,9 +44,9 @@ async def test_a_broken_sqlite_connection_is_replaced_on_the_prepared_path(db: D
         await raw.driver_connection.execute("PRAGMA query_only = ON")  # type: ignore[union-attr]
     with pytest.raises(sa.exc.DBAPIError) as caught:
         async with db.transaction() as connection:
-            await updates.claim(connection, 1)
+            await updates.claim(connection, 1, now())
     assert is_outage(caught.value)
-    assert await db.run(lambda connection: updates.claim(connection, 1))
+    assert await db.run(lambda connection: updates.claim(connection, 1, now()))
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL's lock_timeout")

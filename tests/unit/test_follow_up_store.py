@@ -34,10 +34,13 @@ async def _staff(db: Database, telegram_id: int, role: str, scope: str, **values
 
 async def _follow_up(db: Database, branch_id: int, telegram_id: int, age: timedelta) -> int:
     async with db.transaction() as connection:
-        customer = await customer_store.record_decision(connection, telegram_id, "v1", True, "id")
+        at = now() - age
+        customer = await customer_store.record_decision(
+            connection, telegram_id, "v1", True, "id", at=at
+        )
         version, _ = await surveys.register(connection, "s", "text", "c1")
-        session = await sessions.create(connection, customer.id, version.id, branch_id, {})
-        return await store.open_one(connection, session.id, branch_id, now() - age)
+        session = await sessions.create(connection, customer.id, version.id, branch_id, {}, at=at)
+        return await store.open_one(connection, session.id, branch_id, at)
 
 
 async def test_a_branch_is_alerted_by_active_staff_in_scope_with_alerts_on(db: Database) -> None:

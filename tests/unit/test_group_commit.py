@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import updates
 from storage.db import Database
-from storage.models import processed_updates
+from storage.models import now, processed_updates
 
 
 async def _count(db: Database) -> int:
@@ -23,7 +23,7 @@ async def _count(db: Database) -> int:
 async def test_concurrent_units_commit_together_and_fail_alone(db: Database) -> None:
     async def claim(update_id: int, fail: bool = False):  # type: ignore[no-untyped-def]
         async def work(connection: AsyncConnection) -> bool:
-            claimed = await updates.claim(connection, update_id)
+            claimed = await updates.claim(connection, update_id, now())
             if fail:
                 raise RuntimeError("this unit fails after writing")
             return claimed
@@ -46,7 +46,7 @@ async def test_concurrent_units_commit_together_and_fail_alone(db: Database) -> 
 
 async def test_a_result_is_only_returned_after_commit(db: Database) -> None:
     async def work(connection: AsyncConnection) -> int:
-        await updates.claim(connection, 77)
+        await updates.claim(connection, 77, now())
         return 77
 
     assert await db.run(work) == 77

@@ -37,6 +37,9 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
+ANSWERED_AT = utc(2026, 11, 5)  # a campaign's own period counts its sessions whenever they ran
+
+
 class World:
     def __init__(self, db: Database, survey_id: int) -> None:
         self.db = db
@@ -100,11 +103,14 @@ class World:
                 found.id,
                 {"current": "nps"},
                 campaign_id=campaign,
+                at=ANSWERED_AT,
             )
             if finish:
-                await session_store.complete(connection, session, ANSWERS)
+                await session_store.complete(connection, session, ANSWERS, at=ANSWERED_AT)
             else:
-                await session_store.save(connection, session, status=session_store.ABANDONED)
+                await session_store.save(
+                    connection, session, status=session_store.ABANDONED, at=ANSWERED_AT
+                )
 
 
 @pytest.fixture

@@ -350,8 +350,11 @@ async def test_a_session_ended_unfinished_is_counted_where_it_stopped_as_a_rebui
         customer = (
             await connection.execute(sa.insert(customers).values(telegram_id=71_001))
         ).inserted_primary_key[0]
-        opened = await sessions.create(connection, customer, v1, branch.id, {"current": "nps"})
-        await sessions.save(connection, opened, status=sessions.ABANDONED)
+        at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+        opened = await sessions.create(
+            connection, customer, v1, branch.id, {"current": "nps"}, at=at
+        )
+        await sessions.save(connection, opened, status=sessions.ABANDONED, at=at)
     kept = await table()
     assert [row[3:] for row in kept if row[3] == rollups.STOPPED] == [
         (rollups.STOPPED, "nps", "", 1)

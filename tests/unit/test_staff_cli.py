@@ -13,7 +13,7 @@ from bot.wiring.cli import main
 from storage import audit
 from storage.crypto import Keyring
 from storage.db import Database
-from storage.models import audit_log, staff_invitations
+from storage.models import audit_log, now, staff_invitations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ async def _main(*argv: str) -> int:
 async def _chain(db: Database, count: int) -> None:
     async with db.transaction() as connection:
         for n in range(count):
-            await audit.append(connection, "system", "test.step", target=f"n:{n}")
+            await audit.append(connection, "system", "test.step", target=f"n:{n}", at=now())
 
 
 async def _head(capsys: pytest.CaptureFixture[str]) -> str:

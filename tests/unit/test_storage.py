@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,46 +11,50 @@ from storage import audit, orgs, sessions, surveys, updates
 from storage import customers as customer_store
 from storage.db import Database
 from storage.errors import VersionConflict
-from storage.models import audit_log, now, survey_sessions
+from storage.models import audit_log, survey_sessions
+
+AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # every write here happens then
 
 
 async def _customer(db: Database, telegram_id: int = 42) -> customer_store.Customer:
     async with db.transaction() as connection:
-        return await customer_store.record_decision(connection, telegram_id, "v1", True, "id")
+        return await customer_store.record_decision(
+            connection, telegram_id, "v1", True, "id", at=AT
+        )
 
 
 async def _session(db: Database) -> sessions.Session:
     customer = await _customer(db)
     async with db.transaction() as connection:
         version, _ = await surveys.register(connection, "s", "text", "c1")
-        return await sessions.create(connection, customer.id, version.id, None, {"a": 1})
+        return await sessions.create(connection, customer.id, version.id, None, {"a": 1}, at=AT)
 
 
 async def test_update_ids_are_claimed_once(db: Database) -> None:
     async with db.transaction() as connection:
-        assert await updates.claim(connection, 7) is True
+        assert await updates.claim(connection, 7, AT) is True
     async with db.transaction() as connection:
-        assert await updates.claim(connection, 7) is False
-        assert await updates.claim(connection, 8) is True
+        assert await updates.claim(connection, 7, AT) is False
+        assert await updates.claim(connection, 8, AT) is True
 
 
 async def test_a_claim_rolls_back_with_its_transaction(db: Database) -> None:
     with pytest.raises(RuntimeError):
         async with db.transaction() as connection:
-            await updates.claim(connection, 9)
+            await updates.claim(connection, 9, AT)
             raise RuntimeError("handler failed")
     async with db.transaction() as connection:
-        assert await updates.claim(connection, 9) is True
+        assert await updates.claim(connection, 9, AT) is True
 
 
 async def test_versioned_save_refuses_a_stale_read(db: Database) -> None:
     session = await _session(db)
     async with db.transaction() as connection:
-        saved = await sessions.save(connection, session, state={"a": 2})
+        saved = await sessions.save(connection, session, state={"a": 2}, at=AT)
     assert saved.version == session.version + 1
     with pytest.raises(VersionConflict):
         async with db.transaction() as connection:
-            await sessions.save(connection, session, state={"a": 3})
+            await sessions.save(connection, session, state={"a": 3}, at=AT)
     async with db.transaction() as connection:
         fresh = await sessions.get(connection, session.id)
     assert fresh is not None and fresh.state == {"a": 2}
@@ -66,12 +70,12 @@ async def test_a_session_ended_in_bulk_refuses_a_save_read_before(
     async with db.transaction() as connection:
         if ending == "erasure":
             assert session.customer_id is not None
-            await sessions.detach_customer(connection, session.customer_id)
+            await sessions.detach_customer(connection, session.customer_id, AT)
         else:
-            await sessions.purge_before(connection, now() + timedelta(days=1))
+            await sessions.purge_before(connection, AT + timedelta(days=1))
     with pytest.raises(VersionConflict):
         async with db.transaction() as connection:
-            await sessions.save(connection, session, state={"a": 2})
+            await sessions.save(connection, session, state={"a": 2}, at=AT)
     async with db.transaction() as connection:
         ended = await sessions.get(connection, session.id)
     assert ended is not None and (ended.status, ended.state) == (sessions.ABANDONED, {})
@@ -80,7 +84,7 @@ async def test_a_session_ended_in_bulk_refuses_a_save_read_before(
 async def test_state_is_encrypted_at_rest(db: Database) -> None:
     session = await _session(db)
     async with db.transaction() as connection:
-        await sessions.save(connection, session, state={"comment": "antrean terlalu lama"})
+        await sessions.save(connection, session, state={"comment": "antrean terlalu lama"}, at=AT)
         raw = await connection.scalar(
             sa.select(sa.type_coerce(survey_sessions.c.state, sa.Text)).where(
                 survey_sessions.c.id == session.id
@@ -102,7 +106,7 @@ async def test_a_completed_session_keeps_its_answers_and_scrubs_its_state(db: Da
         "opt": ("text", None),
     }
     results = [(qid, kind, value) for qid, (kind, value) in values.items()]
-    ended = await db.run(lambda connection: sessions.complete(connection, session, results))
+    ended = await db.run(lambda connection: sessions.complete(connection, session, results, at=AT))
     assert (ended.status, ended.state, ended.version) == ("completed", {}, session.version + 1)
     async with db.transaction() as connection:
         stored = {a.question_id: a for a in await sessions.answers_of(connection, session.id)}
@@ -113,7 +117,7 @@ async def test_a_completed_session_keeps_its_answers_and_scrubs_its_state(db: Da
     assert stored["opt"].skipped is True
     assert fresh == ended
     with pytest.raises(VersionConflict):  # a session completes once
-        await db.run(lambda connection: sessions.complete(connection, session, results))
+        await db.run(lambda connection: sessions.complete(connection, session, results, at=AT))
     async with db.transaction() as connection:
         assert len(await sessions.answers_of(connection, session.id)) == len(values)
 
@@ -153,7 +157,9 @@ async def test_orgs_upsert_by_code(db: Database) -> None:
 async def test_audit_chain_detects_tampering(db: Database) -> None:
     async with db.transaction() as connection:
         for n in range(3):
-            await audit.append(connection, "customer:1", "customer.consent", details={"n": n})
+            await audit.append(
+                connection, "customer:1", "customer.consent", details={"n": n}, at=AT
+            )
         assert await audit.verify(connection) is None
         second = (await audit.entries(connection))[1]
         await connection.execute(
@@ -163,12 +169,8 @@ async def test_audit_chain_detects_tampering(db: Database) -> None:
 
 
 async def test_old_update_ids_are_forgotten(db: Database) -> None:
-    from datetime import timedelta
-
-    from storage.models import now
-
     async with db.transaction() as connection:
-        await updates.claim(connection, 1)
-        assert await updates.prune(connection, now() - timedelta(hours=1)) == 0
-        assert await updates.prune(connection, now() + timedelta(seconds=1)) == 1
-        assert await updates.claim(connection, 1) is True
+        await updates.claim(connection, 1, AT)
+        assert await updates.prune(connection, AT - timedelta(hours=1)) == 0
+        assert await updates.prune(connection, AT + timedelta(seconds=1)) == 1
+        assert await updates.claim(connection, 1, AT) is True

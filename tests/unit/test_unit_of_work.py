@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage import updates
 from storage.db import Database
 from storage.errors import UnitOfWorkError
-from storage.models import customers, processed_updates
+from storage.models import customers, now, processed_updates
 from storage.prepared import Prepared
 
 _INSERT = sa.insert(customers).values(
@@ -29,7 +29,7 @@ _ADD_CUSTOMER_ALONE = Prepared(_INSERT, alone=True)
 async def _write(connection: AsyncConnection, kind: str, number: int) -> None:
     """One write: a claim (prepared), a customer (prepared, prepared alone, or Core)."""
     if kind == "claim":
-        await updates.claim(connection, number)
+        await updates.claim(connection, number, now())
     elif kind == "prepared":
         await _ADD_CUSTOMER.many(connection, [{"telegram_id": number}])
     elif kind == "alone":
