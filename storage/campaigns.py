@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import invitations
@@ -26,6 +27,7 @@ from storage.models import (
     survey_sessions,
     surveys,
 )
+from storage.prepared import Prepared
 
 # Campaign statuses
 DRAFT, SCHEDULED, RUNNING, PAUSED = "draft", "scheduled", "running", "paused"
@@ -461,21 +463,38 @@ class Due:
     blocked: bool
 
 
+def _mark_statement(dialect: str) -> sa.Update:
+    """`pending -> sending` for a list of ids given as one parameter (a JSON array on SQLite,
+    an array on PostgreSQL), so the statement is compiled once and runs on the driver."""
+    d = campaign_deliveries.c
+    if dialect == "postgresql":
+        chosen = d.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer)))
+    else:
+        listed = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
+        chosen = d.id.in_(sa.select(listed.c.value))
+    return (
+        sa.update(campaign_deliveries)
+        .where(chosen, d.status == PENDING)
+        .values(status=SENDING, attempts=d.attempts + 1)
+        .returning(d.id)
+    )
+
+
+_MARK = Prepared(_mark_statement)
+
+
 async def mark_sending(connection: AsyncConnection, delivery_ids: Sequence[int]) -> set[int]:
     """`pending -> sending` for a slice of a batch whose turn to go out has come, in one
-    statement; the ids marked (a delivery settled elsewhere meanwhile, by a cancel, is not)."""
+    statement; the ids marked (a delivery settled elsewhere meanwhile, by a cancel, is not).
+    The sender marks about a hundred slices a second during a blast: the statement runs on
+    the driver, without SQLAlchemy's execution or, on SQLite, a trip to its thread."""
     if not delivery_ids:
         return set()
-    rows = await connection.execute(
-        sa.update(campaign_deliveries)
-        .where(
-            campaign_deliveries.c.id.in_(list(delivery_ids)),
-            campaign_deliveries.c.status == PENDING,
-        )
-        .values(status=SENDING, attempts=campaign_deliveries.c.attempts + 1)
-        .returning(campaign_deliveries.c.id)
+    ids = list(delivery_ids)
+    found = await _MARK.rows(
+        connection, ids=ids if connection.dialect.name == "postgresql" else json.dumps(ids)
     )
-    return {int(row[0]) for row in rows}
+    return {int(row.id) for row in found}
 
 
 async def claim(
