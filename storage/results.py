@@ -402,6 +402,11 @@ _PLAN_FOR_READS = sa.select(
 )
 
 
+def _signed(count: sa.ColumnElement[int], sign: int) -> sa.ColumnElement[int]:
+    """A count added (1) or taken away (-1): the days outside a week read whole."""
+    return count if sign > 0 else -count
+
+
 @functools.lru_cache(maxsize=512)
 def _figures_statement(parts: tuple[Part, ...]) -> sa.Select[Any]:
     """The query of `figures_of` for one arrangement of parts, built once: every value is a
@@ -436,7 +441,7 @@ def _figures_statement(parts: tuple[Part, ...]) -> sa.Select[Any]:
         if summed:  # one day or week of the whole, summed in the order of its by-day index
             count = sa.func.sum(table.c.count)
             selects.append(
-                sa.select(period, sa.literal(0), *key, count if sign > 0 else -count)
+                sa.select(period, sa.literal(0), *key, _signed(count, sign))
                 .where(table.c.branch_id.in_(ids), table.c.day == sa.bindparam(f"since_{n}"))
                 .group_by(*key)
             )
@@ -446,7 +451,7 @@ def _figures_statement(parts: tuple[Part, ...]) -> sa.Select[Any]:
                 period.label("period"),
                 table.c.branch_id,
                 *key,
-                (table.c.count if sign > 0 else -table.c.count).label("count"),
+                _signed(table.c.count, sign).label("count"),
             ).where(
                 table.c.branch_id.in_(ids),
                 table.c.day.between(sa.bindparam(f"since_{n}"), sa.bindparam(f"until_{n}")),
@@ -469,7 +474,7 @@ def _trend_statement(parts: tuple[tuple[str, int, int], ...]) -> sa.Select[Any]:
             sa.select(
                 sa.bindparam(f"step_{n}", type_=sa.Date).label("step"),
                 table.c.value,
-                (table.c.count if sign > 0 else -table.c.count).label("count"),
+                _signed(table.c.count, sign).label("count"),
             ).where(
                 table.c.branch_id.in_(sa.bindparam(f"ids_{n}", expanding=True)),
                 # each day by itself, then the key's next column: one seek for each day

@@ -22,7 +22,7 @@ from tests.e2e.campaigning import (
     wait_settled,
 )
 from tests.e2e.conftest import is_question
-from tests.e2e.test_customer import button, labelled, step
+from tests.e2e.test_customer import answer_as_promoter, button, step
 
 pytestmark = pytest.mark.usefixtures("bot")
 
@@ -62,11 +62,7 @@ async def test_reminders_reach_non_finishers_outside_quiet_hours_in_each_zone(
 
     await _open_invitation(done)
     q = await done.wait_for(is_question)
-    q = await step(done, q, button(q, ":a:5"))
-    q = await step(done, q, button(q, ":a:10"))
-    q = await step(done, q, labelled(q, "Yes"))
-    q = await step(done, q, labelled(q, "Skip"))
-    q = await step(done, q, labelled(q, "Skip"))
+    q = await answer_as_promoter(done, q)
     assert "Thank you for your time" in q.body
     await _open_invitation(halfway)
     q = await halfway.wait_for(is_question)

@@ -45,6 +45,16 @@ async def step(user: SimUser, message: SimMessage, data: str) -> SimMessage:
     return await user.next_reply()
 
 
+async def answer_as_promoter(user: SimUser, question: SimMessage) -> SimMessage:
+    """The branch survey from its first question: 5 and 10, Yes, both optional ones skipped.
+    The outro."""
+    question = await step(user, question, button(question, ":a:5"))
+    question = await step(user, question, button(question, ":a:10"))
+    question = await step(user, question, labelled(question, "Yes"))
+    question = await step(user, question, labelled(question, "Skip"))
+    return await step(user, question, labelled(question, "Skip"))
+
+
 def _latest_session(telegram_id: int) -> sa.Select[tuple[int, str]]:
     return (
         sa.select(survey_sessions.c.id, survey_sessions.c.status)
@@ -383,11 +393,7 @@ async def test_the_conversation_keeps_the_time_of_its_clock(
     bob = emulator.user(1090, language_code="en")
     q = await consent(bob, "b_MKS01")
     clock.advance(minutes=3)  # answered three minutes after opening
-    q = await step(bob, q, button(q, ":a:5"))
-    q = await step(bob, q, button(q, ":a:10"))
-    q = await step(bob, q, labelled(q, "Yes"))
-    q = await step(bob, q, labelled(q, "Skip"))
-    q = await step(bob, q, labelled(q, "Skip"))
+    q = await answer_as_promoter(bob, q)
     assert "Thank you for your time" in q.body
     async with services.db.transaction() as connection:
         started, completed = (
